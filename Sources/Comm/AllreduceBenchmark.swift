@@ -1,0 +1,66 @@
+import CMPI
+import Foundation
+
+/// One row of an allreduce benchmark, as nccl-tests define the columns:
+/// algbw = bytes / time; busbw = algbw · 2(N−1)/N, the bandwidth each link
+/// carries in a ring allreduce, comparable across rank counts.
+public struct AllreduceResult: Codable, Sendable {
+    public var bytes: Int
+    public var count: Int
+    public var iterations: Int
+    /// Mean over iterations of the slowest rank's time, seconds.
+    public var seconds: Double
+    public var algbwGBps: Double
+    public var busbwGBps: Double
+}
+
+public enum AllreduceBenchmark {
+    /// Times in-place float allreduces of each size (in floats). Every rank
+    /// must call it with the same arguments. `warmup` untimed calls first.
+    public static func run(world: World, counts: [Int], iterations: Int, warmup: Int = 2) -> [AllreduceResult] {
+        let largest = counts.max() ?? 0
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(largest, 1))
+        buffer.initialize(repeating: 1, count: max(largest, 1))
+        defer { buffer.deallocate() }
+        var results: [AllreduceResult] = []
+        for count in counts {
+            for _ in 0..<warmup { world.allreduceSum(buffer, count: count) }
+            world.barrier()
+            let t0 = MPI_Wtime()
+            for _ in 0..<iterations { world.allreduceSum(buffer, count: count) }
+            let local = (MPI_Wtime() - t0) / Double(max(iterations, 1))
+            let seconds = world.allreduceMax(local)
+            let bytes = count * 4
+            let algbw = Double(bytes) / seconds / 1e9
+            let n = Double(world.size)
+            results.append(AllreduceResult(bytes: bytes, count: count, iterations: iterations, seconds: seconds,
+                                           algbwGBps: algbw, busbwGBps: algbw * 2 * (n - 1) / n))
+        }
+        return results
+    }
+}
+
+extension AllreduceBenchmark {
+    /// Times a sequence of allreduces of the given sizes back to back (one
+    /// step's buckets), reported as one transfer of their total size.
+    public static func runSequence(world: World, counts: [Int], iterations: Int) -> AllreduceResult {
+        let total = counts.reduce(0, +)
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(total, 1))
+        buffer.initialize(repeating: 1, count: max(total, 1))
+        defer { buffer.deallocate() }
+        func once() {
+            var offset = 0
+            for c in counts { world.allreduceSum(buffer + offset, count: c); offset += c }
+        }
+        once()
+        world.barrier()
+        let t0 = MPI_Wtime()
+        for _ in 0..<iterations { once() }
+        let seconds = world.allreduceMax((MPI_Wtime() - t0) / Double(max(iterations, 1)))
+        let bytes = total * 4
+        let algbw = Double(bytes) / seconds / 1e9
+        let n = Double(world.size)
+        return AllreduceResult(bytes: bytes, count: total, iterations: iterations, seconds: seconds,
+                               algbwGBps: algbw, busbwGBps: algbw * 2 * (n - 1) / n)
+    }
+}

@@ -1,0 +1,85 @@
+import VGGEngine
+
+/// What a run does, as the notebook's two benchmarks plus real training.
+public enum Mode: String, Codable, CaseIterable, Sendable {
+    /// Inference pass, dropout off (keep_prob 1.0).
+    case forward
+    /// Dropout on (keep 0.5), l2_loss(fc8), gradients of every parameter, no update.
+    case forwardBackward = "forward-backward"
+    /// Cross-entropy on synthetic labels, backward, allreduce, SGD update.
+    case train
+
+    /// The notebook's name for the closing line.
+    public var title: String {
+        switch self {
+        case .forward: return "Forward"
+        case .forwardBackward: return "Forward-backward"
+        case .train: return "Train"
+        }
+    }
+
+    public var hasBackward: Bool { self != .forward }
+}
+
+/// A run's configuration: a value, the same on every rank.
+public struct TrainConfig: Codable, Equatable, Sendable {
+    public var network = NetworkSpec()
+    public var mode: Mode = .train
+    /// Samples per rank per step.
+    public var batchPerRank = 16
+    public var warmup = 10
+    public var steps = 100
+    public var seed: UInt64 = 42
+    public var optimizer = SGD()
+    /// Target bucket size in MiB; 0 means one bucket per layer.
+    public var bucketMB: Double = 25
+    /// Allreduce on a communication thread while backward runs.
+    public var overlap = true
+    /// Compare replicas' parameter checksums every K steps (nil: at the end only).
+    public var checkEvery: Int?
+    /// Cycle through a fixed synthetic set of this many samples.
+    public var datasetSize: Int?
+    /// im2col workspace budget, floats.
+    public var workspaceFloats = Network.defaultWorkspaceFloats
+
+    public init() {}
+
+    public func validate() throws {
+        try network.validate()
+        func positive(_ v: Int, _ flag: String) throws {
+            guard v >= 1 else { throw TrainerError.usage("\(flag) must be at least 1, got \(v)") }
+        }
+        try positive(batchPerRank, "--batch-size")
+        try positive(steps, "--steps")
+        guard warmup >= 0 else { throw TrainerError.usage("--warmup must be 0 or more, got \(warmup)") }
+        guard bucketMB >= 0, bucketMB.isFinite else { throw TrainerError.usage("--bucket-mb must be 0 or more, got \(bucketMB)") }
+        if let k = checkEvery { try positive(k, "--check-every") }
+        if let d = datasetSize { try positive(d, "--dataset-size") }
+        guard optimizer.learningRate.isFinite, optimizer.learningRate >= 0 else {
+            throw TrainerError.usage("--lr must be a finite number ≥ 0")
+        }
+    }
+
+    public var keepProbability: Float { mode == .forward ? 1 : 0.5 }
+    public var objective: Objective { mode == .train ? .crossEntropy : .l2 }
+}
+
+public enum TrainerError: Error, CustomStringConvertible {
+    /// Bad input: exit status 2.
+    case usage(String)
+    /// Something failed during the run: exit status 1.
+    case failed(String)
+
+    public var description: String {
+        switch self {
+        case let .usage(m), let .failed(m): return m
+        }
+    }
+
+    public var exitCode: Int32 {
+        switch self {
+        case .usage: return 2
+        case .failed: return 1
+        }
+    }
+}

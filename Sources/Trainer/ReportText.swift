@@ -1,0 +1,89 @@
+import Foundation
+
+/// Human-readable renderings of a run, printed by rank 0.
+public enum Text {
+    /// "2026-11-29 08:01:02.345678", as Python's datetime.now() prints.
+    public static func timestamp(_ date: Date = Date()) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.dateFormat = "yyyy-MM-dd HH:mm:ss.SSSSSS"
+        return f.string(from: date)
+    }
+
+    public static func fixed(_ x: Double, _ digits: Int = 3) -> String { String(format: "%.\(digits)f", x) }
+
+    public static func grouped(_ n: Int) -> String {
+        let s = String(n)
+        var out = ""
+        for (i, c) in s.reversed().enumerated() {
+            if i > 0 && i % 3 == 0 { out.append(",") }
+            out.append(c)
+        }
+        return String(out.reversed())
+    }
+
+    /// The notebook's progress line.
+    public static func progress(step: Int, seconds: Double) -> String {
+        "\(timestamp()): step \(step), duration = \(fixed(seconds))"
+    }
+
+    static func pad(_ s: String, _ width: Int, left: Bool = false) -> String {
+        let n = max(0, width - s.count)
+        return left ? s + String(repeating: " ", count: n) : String(repeating: " ", count: n) + s
+    }
+
+    static func table(_ header: [String], _ rows: [[String]]) -> String {
+        let widths = header.indices.map { c in ([header[c]] + rows.map { $0[c] }).map(\.count).max() ?? 0 }
+        func line(_ r: [String]) -> String {
+            r.enumerated().map { pad($0.element, widths[$0.offset], left: $0.offset == 0) }.joined(separator: "  ")
+        }
+        return ([line(header)] + rows.map(line)).joined(separator: "\n")
+    }
+}
+
+extension RunReport {
+    /// The notebook's closing line, then throughput.
+    public var closingLines: String {
+        let title = Mode(rawValue: mode)?.title ?? mode
+        var s = "\(Text.timestamp()): \(title) across \(steps) steps, \(Text.fixed(stepSeconds.mean)) +- \(Text.fixed(stepSeconds.sd)) sec / batch\n"
+        s += "images/s: \(Text.fixed(imagesPerSecond, 2))  (global batch \(globalBatch) = \(ranks) rank(s) × \(batchPerRank); slowest rank's mean step)\n"
+        s += "GFLOP/s:  \(Text.fixed(gflopsPerSecond, 1)) total, \(Text.fixed(gflopsPerSecondPerRank, 1)) per rank"
+        s += "  (\(Text.grouped(stepFlopsPerImage)) FLOP per image, GEMM work counted from layer shapes)"
+        return s
+    }
+
+    /// One row per rank: step-time statistics and the mean of each phase (ms).
+    public var rankTable: String {
+        func ms(_ x: Double) -> String { Text.fixed(x * 1000, 1) }
+        let rows = perRank.map { r in
+            [String(r.rank), r.host, ms(r.stepSeconds.mean), ms(r.stepSeconds.sd), ms(r.stepSeconds.min),
+             ms(r.stepSeconds.median), ms(r.stepSeconds.p95), ms(r.stepSeconds.max),
+             ms(r.data), ms(r.forward), ms(r.backward), ms(r.optimizer), ms(r.allreduce), ms(r.exposed),
+             Text.fixed(Double(r.peakRssBytes) / 1_048_576, 0)]
+        }
+        return Text.table(["rank", "host", "mean_ms", "sd", "min", "median", "p95", "max",
+                           "data", "fwd", "bwd", "opt", "allreduce", "exposed", "rss_MiB"], rows)
+    }
+
+    /// One row per layer: mean times (ms), GFLOP/s, and the share outside sgemm.
+    public var layerTable: String {
+        func ms(_ x: Double) -> String { Text.fixed(x * 1000, 2) }
+        func share(_ total: Double, _ gemm: Double) -> String {
+            total > 0 ? Text.fixed(100 * max(0, total - gemm) / total, 1) : "-"
+        }
+        let stepTotal = layers.reduce(0) { $0 + $1.forwardSeconds + $1.backwardSeconds }
+        let rows = layers.map { l in
+            [l.name, ms(l.forwardSeconds), Text.fixed(l.forwardGflopsPerSecond, 1), share(l.forwardSeconds, l.forwardGemmSeconds),
+             ms(l.backwardSeconds), Text.fixed(l.backwardGflopsPerSecond, 1), share(l.backwardSeconds, l.backwardGemmSeconds),
+             stepTotal > 0 ? Text.fixed(100 * (l.forwardSeconds + l.backwardSeconds) / stepTotal, 1) : "-"]
+        }
+        return Text.table(["layer", "fwd_ms", "fwd_GFLOP/s", "fwd_%nonGEMM", "bwd_ms", "bwd_GFLOP/s", "bwd_%nonGEMM", "%step"], rows)
+    }
+
+    /// Time outside sgemm over all layers, as a share of forward + backward.
+    public var nonGemmShare: Double {
+        let total = layers.reduce(0) { $0 + $1.forwardSeconds + $1.backwardSeconds }
+        let gemm = layers.reduce(0) { $0 + $1.forwardGemmSeconds + $1.backwardGemmSeconds }
+        return total > 0 ? (total - gemm) / total : 0
+    }
+}

@@ -1,0 +1,68 @@
+import Comm
+import Foundation
+import VGGEngine
+
+/// The two data-parallel correctness checks, on the configuration given:
+/// 1. replica consistency: every rank ends with bitwise-identical parameters;
+/// 2. equivalence: N ranks × B samples give, after the same steps, the
+///    weights one rank gets on the global batch of N·B (to float tolerance,
+///    since the sums over the batch are added in a different order).
+public struct VerifyResult: Codable, Sendable {
+    public var ranks: Int
+    public var steps: Int
+    public var checksums: [String]
+    public var replicasAgree: Bool
+    public var maxAbsDifference: Double
+    /// max |a − b| / max |b|, over all parameters.
+    public var maxRelativeDifference: Double
+    /// ‖a − b‖₂ / ‖b‖₂.
+    public var relativeL2Difference: Double
+    public var tolerance: Double
+    public var pass: Bool
+}
+
+public enum Verify {
+    /// Runs the checks; every rank returns the same result.
+    public static func run(config: TrainConfig, world: World, blasThreads: Int, tolerance: Double) throws -> VerifyResult {
+        var config = config
+        config.mode = .train
+        let trainer = try DataParallelTrainer(config: config, world: world, blasThreads: blasThreads)
+        // run() stops on a replica mismatch; here the mismatch is the finding.
+        _ = try? trainer.run()
+        trainer.shutdown()
+        let all = world.allgather(Checksum.of(trainer.network.parameters))
+        let agree = all.allSatisfy { $0 == all[0] }
+
+        // Rank 0 trains alone on the global batch and compares.
+        var figures = [0.0, 0.0, 0.0]
+        if world.isRoot {
+            var solo = config
+            solo.batchPerRank = config.batchPerRank * world.size
+            let reference = try DataParallelTrainer(config: solo, world: world, blasThreads: blasThreads, solo: true)
+            _ = try reference.run()
+            figures = compare(trainer.network.parameters, reference.network.parameters)
+        }
+        var bytes = figures.withUnsafeBytes { Array($0) }
+        world.broadcast(&bytes)
+        figures = bytes.withUnsafeBytes { Array($0.bindMemory(to: Double.self)) }
+        let pass = agree && figures[2] <= tolerance
+        return VerifyResult(ranks: world.size, steps: config.warmup + config.steps,
+                            checksums: all.map(Checksum.hex), replicasAgree: agree,
+                            maxAbsDifference: figures[0], maxRelativeDifference: figures[1],
+                            relativeL2Difference: figures[2], tolerance: tolerance, pass: pass)
+    }
+
+    /// (max |a−b|, max |a−b| / max |b|, ‖a−b‖/‖b‖)
+    static func compare(_ a: FloatArena, _ b: FloatArena) -> [Double] {
+        var maxAbs = 0.0, maxB = 0.0, diff2 = 0.0, norm2 = 0.0
+        for i in 0..<a.count {
+            let x = Double(a[i]), y = Double(b[i])
+            let d = abs(x - y)
+            maxAbs = max(maxAbs, d)
+            maxB = max(maxB, abs(y))
+            diff2 += d * d
+            norm2 += y * y
+        }
+        return [maxAbs, maxB > 0 ? maxAbs / maxB : 0, norm2 > 0 ? (diff2 / norm2).squareRoot() : 0]
+    }
+}

@@ -1,0 +1,28 @@
+/// A 64-bit hash of a float buffer's exact bits, for comparing replicas and
+/// runs: equal hashes mean bitwise-equal parameters (up to collisions).
+public enum Checksum {
+    public static func of(_ p: UnsafePointer<Float>, count: Int) -> UInt64 {
+        var h: UInt64 = 0x6A09_E667_F3BC_C908 ^ UInt64(count)
+        let words = UnsafeRawPointer(p).bindMemory(to: UInt32.self, capacity: count)
+        var i = 0
+        // Four independent lanes keep the multiplier latency off the critical path.
+        var l0 = h, l1 = h &+ 1, l2 = h &+ 2, l3 = h &+ 3
+        while i + 4 <= count {
+            l0 = (l0 ^ UInt64(words[i])) &* 0x100_0000_01B3
+            l1 = (l1 ^ UInt64(words[i + 1])) &* 0x100_0000_01B3
+            l2 = (l2 ^ UInt64(words[i + 2])) &* 0x100_0000_01B3
+            l3 = (l3 ^ UInt64(words[i + 3])) &* 0x100_0000_01B3
+            i += 4
+        }
+        while i < count { l0 = (l0 ^ UInt64(words[i])) &* 0x100_0000_01B3; i += 1 }
+        h = CounterRandom.mix(l0 ^ CounterRandom.mix(l1 ^ CounterRandom.mix(l2 ^ CounterRandom.mix(l3))))
+        return h
+    }
+
+    public static func of(_ arena: FloatArena) -> UInt64 { of(arena.base, count: arena.count) }
+
+    public static func hex(_ h: UInt64) -> String {
+        let s = String(h, radix: 16)
+        return String(repeating: "0", count: 16 - s.count) + s
+    }
+}

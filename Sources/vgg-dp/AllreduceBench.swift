@@ -1,0 +1,62 @@
+import ArgumentParser
+import Comm
+import Foundation
+import Trainer
+import VGGEngine
+
+struct AllreduceBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "allreduce-bench",
+        abstract: "Time MPI_Allreduce (float, sum, in place) over sizes up to the whole gradient, as nccl-tests report it.")
+
+    @Option(help: "Model whose gradient sets the largest size and the bucket plan.")
+    var model: VGGModel = .vgg16
+    @Option var imageSize = 224
+    @Option var classes = 1000
+    @Option var widthDivisor = 1
+    @Option(help: "Smallest size in bytes.") var minBytes = 4
+    @Option(help: "Largest size in bytes (default: the whole gradient).") var maxBytes: Int?
+    @Option(help: "Iterations for the largest size; smaller sizes run more, up to 1000.") var iterations = 5
+    @Option(help: "Bucket size in MiB for the bucketed row.") var bucketMb: Double = 25
+
+    func run() throws {
+        try withWorld { world in
+            let spec = NetworkSpec(model: model, imageSize: imageSize, classes: classes, widthDivisor: widthDivisor)
+            try spec.validate()
+            let gradientBytes = spec.parameterCount * 4
+            let top = maxBytes ?? gradientBytes
+            guard minBytes >= 4, top >= minBytes, iterations >= 1 else {
+                throw TrainerError.usage("need 4 ≤ --min-bytes ≤ --max-bytes and --iterations ≥ 1")
+            }
+            var counts: [Int] = []
+            var b = minBytes
+            while b < top { counts.append(b / 4); b *= 2 }
+            counts.append(top / 4)
+            if world.isRoot {
+                printOut("# allreduce-bench: \(world.size) ranks, MPI_FLOAT sum in place, \(World.libraryVersion)")
+                printOut("# algbw = bytes/time; busbw = algbw·2(N−1)/N; time = slowest rank, mean of iterations")
+                printOut(String(format: "%14@ %12@ %8@ %12@ %10@ %10@", "bytes" as NSString, "count" as NSString, "iters" as NSString,
+                                "time_us" as NSString, "algbw_GB/s" as NSString, "busbw_GB/s" as NSString))
+            }
+            for count in counts {
+                let iters = min(1000, max(iterations, iterations * (top / 4) / max(count, 1)))
+                let r = AllreduceBenchmark.run(world: world, counts: [count], iterations: iters)[0]
+                if world.isRoot { printOut(row(r)) }
+            }
+            // The trainer's bucketed exchange of the whole gradient vs one call.
+            let plan = BucketPlan(spec: spec, bucketMB: bucketMb)
+            let whole = AllreduceBenchmark.run(world: world, counts: [spec.parameterCount], iterations: iterations)[0]
+            let bucketed = AllreduceBenchmark.runSequence(world: world, counts: plan.buckets.map(\.slice.count), iterations: iterations)
+            if world.isRoot {
+                printOut("# whole gradient, one call:")
+                printOut(row(whole))
+                printOut("# whole gradient in \(plan.buckets.count) buckets of ~\(bucketMb) MiB, back to back:")
+                printOut(row(bucketed))
+            }
+        }
+    }
+
+    func row(_ r: AllreduceResult) -> String {
+        String(format: "%14d %12d %8d %12.1f %10.3f %10.3f", r.bytes, r.count, r.iterations, r.seconds * 1e6, r.algbwGBps, r.busbwGBps)
+    }
+}

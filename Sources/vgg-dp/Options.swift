@@ -1,0 +1,78 @@
+import ArgumentParser
+import Trainer
+import VGGEngine
+
+extension VGGModel: ExpressibleByArgument {}
+extension Mode: ExpressibleByArgument {}
+
+/// The network and run options shared by train and verify.
+struct RunOptions: ParsableArguments {
+    @Option(help: "vgg11, vgg13, vgg16 or vgg19.")
+    var model: VGGModel = .vgg16
+    @Option(help: "Square image side; a multiple of 32.")
+    var imageSize = 224
+    @Option(help: "Output classes.")
+    var classes = 1000
+    @Option(help: "Divides every conv channel count and the hidden FC width (quick runs, tests).")
+    var widthDivisor = 1
+    @Option(help: "Samples per rank per step (weak scaling).")
+    var batchSize: Int?
+    @Option(help: "Samples per step over all ranks, split evenly (strong scaling).")
+    var globalBatch: Int?
+    @Option(help: "Untimed burn-in steps.")
+    var warmup = 10
+    @Option(help: "Timed steps.")
+    var steps = 100
+    @Option(help: "train, forward or forward-backward.")
+    var mode: Mode = .train
+    @Option(help: "BLAS threads per rank (default: cores on the node / ranks on the node).")
+    var threads: Int?
+    @Option(help: "Seed for weights, data and dropout.")
+    var seed: UInt64 = 42
+    @Option(help: "SGD learning rate.")
+    var lr: Float = 0.01
+    @Option(help: "SGD momentum.")
+    var momentum: Float = 0.9
+    @Option(help: "SGD weight decay.")
+    var weightDecay: Float = 5e-4
+    @Option(help: "Gradient bucket size in MiB; 0 = one bucket per layer.")
+    var bucketMb: Double = 25
+    @Flag(help: "Run every allreduce after backward instead of overlapping it.")
+    var noOverlap = false
+    @Option(help: "Compare replica checksums every K steps (default: at the end).")
+    var checkEvery: Int?
+    @Option(help: "Cycle through a fixed synthetic set of this many samples.")
+    var datasetSize: Int?
+
+    /// The configuration for a job of `ranks` ranks.
+    func config(ranks: Int) throws -> TrainConfig {
+        var c = TrainConfig()
+        c.network = NetworkSpec(model: model, imageSize: imageSize, classes: classes, widthDivisor: widthDivisor)
+        c.mode = mode
+        switch (batchSize, globalBatch) {
+        case (.some, .some):
+            throw TrainerError.usage("give --batch-size (per rank) or --global-batch (split over ranks), not both")
+        case let (_, .some(g)):
+            guard g >= 1 else { throw TrainerError.usage("--global-batch must be at least 1, got \(g)") }
+            guard g % ranks == 0 else {
+                throw TrainerError.usage("--global-batch \(g) is not divisible by the \(ranks) ranks; use a multiple of \(ranks)")
+            }
+            c.batchPerRank = g / ranks
+        case let (.some(b), _):
+            c.batchPerRank = b
+        case (.none, .none):
+            c.batchPerRank = 16
+        }
+        c.warmup = warmup
+        c.steps = steps
+        c.seed = seed
+        c.optimizer = SGD(learningRate: lr, momentum: momentum, weightDecay: weightDecay)
+        c.bucketMB = bucketMb
+        c.overlap = !noOverlap
+        c.checkEvery = checkEvery
+        c.datasetSize = datasetSize
+        if let t = threads, t < 1 { throw TrainerError.usage("--threads must be at least 1, got \(t)") }
+        try c.validate()
+        return c
+    }
+}

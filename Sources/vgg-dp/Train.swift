@@ -1,0 +1,58 @@
+import ArgumentParser
+import Comm
+import Foundation
+import Trainer
+import VGGEngine
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train (or benchmark forward / forward-backward) on every rank; the default command.")
+
+    @OptionGroup var options: RunOptions
+    @Option(help: "Write the run's report as JSON to this file (rank 0).")
+    var report: String?
+
+    func run() throws {
+        let started = Date()
+        try withWorld { world in
+            let config = try options.config(ranks: world.size)
+            try checkWritable(report, flag: "--report")
+            let threads = blasThreads(requested: options.threads, world: world)
+            let plan = BucketPlan(spec: config.network, bucketMB: config.bucketMB)
+            if world.isRoot { printOut(layout(config, world: world, threads: threads, plan: plan)) }
+
+            let trainer = try DataParallelTrainer(config: config, world: world, blasThreads: threads)
+            let checksum = try trainer.run { step, times in
+                if world.isRoot { printOut(Text.progress(step: step, seconds: times.wall)) }
+            }
+            trainer.shutdown()
+            guard let result = RunReport.gather(trainer, checksum: checksum, command: CommandLine.arguments,
+                                                startedAt: started) else { return }
+            printOut(result.closingLines)
+            printOut("\nper rank (ms per step):\n" + result.rankTable)
+            printOut("\nper layer (rank mean, ms per step):\n" + result.layerTable)
+            printOut("\noutside sgemm: \(Text.fixed(100 * result.nonGemmShare, 1))% of forward+backward layer time")
+            printOut("parameter checksum: \(result.parameterChecksum) (identical on all \(world.size) rank(s))")
+            if let path = report {
+                try result.write(to: path)
+                printOut("report: \(path)")
+            }
+        }
+    }
+
+    func layout(_ c: TrainConfig, world: World, threads: Int, plan: BucketPlan) -> String {
+        let spec = c.network
+        var hosts: [String: Int] = [:]
+        for h in world.hostNames { hosts[h, default: 0] += 1 }
+        let hostList = hosts.keys.sorted().map { "\($0)×\(hosts[$0]!)" }.joined(separator: ", ")
+        let sizes = plan.buckets.map { Text.fixed(Double($0.bytes) / 1_048_576, 1) }.joined(separator: " ")
+        return """
+        vgg-dp: \(spec.model.rawValue) at \(spec.imageSize)×\(spec.imageSize), \(spec.classes) classes, width ÷\(spec.widthDivisor), \
+        \(Text.grouped(spec.parameterCount)) parameters, mode \(c.mode.rawValue)
+        ranks: \(world.size) on \(hosts.count) host(s) [\(hostList)]; BLAS threads per rank: \(threads) \
+        (OpenBLAS \(BLAS.coreName)); \(world.threadLevel); \(World.libraryVersion)
+        batch: \(c.batchPerRank) per rank, global \(c.batchPerRank * world.size); warm-up \(c.warmup), timed steps \(c.steps)
+        buckets: \(plan.buckets.count) (target \(c.bucketMB) MiB, \(c.overlap ? "overlapped with backward" : "after backward")), MiB: \(sizes)
+        """
+    }
+}

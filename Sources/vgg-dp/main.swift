@@ -1,0 +1,19 @@
+import ArgumentParser
+import Foundation
+
+// Every rank parses the same command line. Usage errors are printed once, by
+// the rank that mpirun calls 0, and every rank exits with status 2.
+do {
+    var command = try VGGDP.parseAsRoot()
+    try command.run()
+} catch {
+    let code = VGGDP.exitCode(for: error)
+    if code == .success {
+        if Launch.rank == 0 { print(VGGDP.fullMessage(for: error)) }
+        exit(0)
+    }
+    if Launch.rank == 0 {
+        FileHandle.standardError.write(Data(("vgg-dp: " + VGGDP.fullMessage(for: error) + "\n").utf8))
+    }
+    exit(Launch.exitStatus(for: error, parserCode: code.rawValue))
+}
