@@ -32,8 +32,10 @@ let package = Package(
             "Trainer", "VGGEngine", "Comm",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Runs the built vgg-dp under mpirun for the tests that need real ranks.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "VGGEngineTests", dependencies: ["VGGEngine"]),
-        .testTarget(name: "CommTests", dependencies: ["Comm", "vgg-dp"]),
-        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "VGGEngine", "vgg-dp"]),
+        .testTarget(name: "CommTests", dependencies: ["Comm", "TestSupport", "vgg-dp"]),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "VGGEngine", "TestSupport", "vgg-dp"]),
     ]
 )

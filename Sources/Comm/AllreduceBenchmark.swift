@@ -12,6 +12,8 @@ public struct AllreduceResult: Codable, Sendable {
     public var seconds: Double
     public var algbwGBps: Double
     public var busbwGBps: Double
+    /// Whether a final call, on rank-dependent values, summed correctly on every rank.
+    public var correct = true
 }
 
 public enum AllreduceBenchmark {
@@ -34,13 +36,28 @@ public enum AllreduceBenchmark {
             let algbw = Double(bytes) / seconds / 1e9
             let n = Double(world.size)
             results.append(AllreduceResult(bytes: bytes, count: count, iterations: iterations, seconds: seconds,
-                                           algbwGBps: algbw, busbwGBps: algbw * 2 * (n - 1) / n))
+                                           algbwGBps: algbw, busbwGBps: algbw * 2 * (n - 1) / n,
+                                           correct: check(world: world, buffer: buffer, count: count)))
         }
         return results
     }
 }
 
 extension AllreduceBenchmark {
+    /// Rank r contributes r + 1 + (i mod 7) at element i; the sum is
+    /// N(N+1)/2 + N·(i mod 7), exact in float for any N this tool will see.
+    /// True only if every rank got it right.
+    static func check(world: World, buffer: UnsafeMutablePointer<Float>, count: Int) -> Bool {
+        for i in 0..<count { buffer[i] = Float(world.rank + 1 + i % 7) }
+        world.allreduceSum(buffer, count: count)
+        let n = world.size
+        var ok = true
+        for i in 0..<count where buffer[i] != Float(n * (n + 1) / 2 + n * (i % 7)) { ok = false; break }
+        let bad = world.allreduceMax(ok ? 0 : 1)
+        for i in 0..<count { buffer[i] = 1 }
+        return bad == 0
+    }
+
     /// Times a sequence of allreduces of the given sizes back to back (one
     /// step's buckets), reported as one transfer of their total size.
     public static func runSequence(world: World, counts: [Int], iterations: Int) -> AllreduceResult {

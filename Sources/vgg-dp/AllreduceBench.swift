@@ -35,28 +35,35 @@ struct AllreduceBench: ParsableCommand {
             if world.isRoot {
                 printOut("# allreduce-bench: \(world.size) ranks, MPI_FLOAT sum in place, \(World.libraryVersion)")
                 printOut("# algbw = bytes/time; busbw = algbw·2(N−1)/N; time = slowest rank, mean of iterations")
-                printOut(String(format: "%14@ %12@ %8@ %12@ %10@ %10@", "bytes" as NSString, "count" as NSString, "iters" as NSString,
-                                "time_us" as NSString, "algbw_GB/s" as NSString, "busbw_GB/s" as NSString))
+                printOut(String(format: "%14@ %12@ %8@ %12@ %10@ %10@ %6@", "bytes" as NSString, "count" as NSString, "iters" as NSString,
+                                "time_us" as NSString, "algbw_GB/s" as NSString, "busbw_GB/s" as NSString, "check" as NSString))
             }
+            var wrong: [Int] = []
             for count in counts {
                 let iters = min(1000, max(iterations, iterations * (top / 4) / max(count, 1)))
                 let r = AllreduceBenchmark.run(world: world, counts: [count], iterations: iters)[0]
                 if world.isRoot { printOut(row(r)) }
+                if !r.correct { wrong.append(r.bytes) }
             }
             // The trainer's bucketed exchange of the whole gradient vs one call.
             let plan = BucketPlan(spec: spec, bucketMB: bucketMb)
             let whole = AllreduceBenchmark.run(world: world, counts: [spec.parameterCount], iterations: iterations)[0]
             let bucketed = AllreduceBenchmark.runSequence(world: world, counts: plan.buckets.map(\.slice.count), iterations: iterations)
             if world.isRoot {
+                printOut("# whole gradient: \(Text.grouped(gradientBytes)) bytes (\(spec.model.rawValue), \(Text.grouped(spec.parameterCount)) fp32 parameters)")
                 printOut("# whole gradient, one call:")
                 printOut(row(whole))
                 printOut("# whole gradient in \(plan.buckets.count) buckets of ~\(bucketMb) MiB, back to back:")
                 printOut(row(bucketed))
             }
+            if !wrong.isEmpty {
+                throw TrainerError.failed("allreduce gave wrong sums at sizes (bytes): \(wrong.map(String.init).joined(separator: ", "))")
+            }
         }
     }
 
     func row(_ r: AllreduceResult) -> String {
-        String(format: "%14d %12d %8d %12.1f %10.3f %10.3f", r.bytes, r.count, r.iterations, r.seconds * 1e6, r.algbwGBps, r.busbwGBps)
+        String(format: "%14d %12d %8d %12.1f %10.3f %10.3f %6@", r.bytes, r.count, r.iterations, r.seconds * 1e6,
+               r.algbwGBps, r.busbwGBps, (r.correct ? "ok" : "WRONG") as NSString)
     }
 }

@@ -1,0 +1,76 @@
+import Foundation
+
+/// Runs the vgg-dp binary built with the tests, alone or under mpirun through
+/// scripts/launch.sh (which adds what root and oversubscription need), with a
+/// hard time limit so that a hung job fails the test instead of hanging it.
+public enum Launcher {
+    public struct Result {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+        public var all: String { stdout + stderr }
+    }
+
+    /// The package's root folder.
+    public static let repoRoot: URL = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() } // Tests/TestSupport/Launcher.swift
+        return url
+    }()
+
+    /// The vgg-dp binary next to the test bundle (.build/<config>/vgg-dp).
+    public static let binary: String = {
+        var candidates: [URL] = []
+        for bundle in Bundle.allBundles + [Bundle.main] {
+            candidates.append(bundle.bundleURL.deletingLastPathComponent().appendingPathComponent("vgg-dp"))
+            candidates.append(bundle.bundleURL.appendingPathComponent("vgg-dp"))
+        }
+        candidates.append(repoRoot.appendingPathComponent(".build/debug/vgg-dp"))
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }?.path ?? "vgg-dp-not-found"
+    }()
+
+    /// A fresh temporary folder.
+    public static func temporaryFolder() -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("vgg-dp-test-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// Runs vgg-dp with `arguments`: directly when `ranks` is nil, else under
+    /// mpirun with that many ranks.
+    public static func run(_ arguments: [String], ranks: Int? = nil, timeout: Int = 180,
+                           environment: [String: String] = [:]) throws -> Result {
+        let folder = temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let out = folder.appendingPathComponent("stdout"), err = folder.appendingPathComponent("stderr")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        FileManager.default.createFile(atPath: err.path, contents: nil)
+
+        var command = ["/usr/bin/timeout", "-k", "5", String(timeout)]
+        if let n = ranks {
+            command += ["bash", repoRoot.appendingPathComponent("scripts/launch.sh").path, "-n", String(n), "--"]
+        } else {
+            command += [binary]
+        }
+        command += arguments
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        var env = ProcessInfo.processInfo.environment
+        env["VGGDP_BIN"] = binary
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = try FileHandle(forWritingTo: err)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus,
+                      stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+                      stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+    }
+
+    /// Tiny configuration: VGG-11 on 32×32 images, channels ÷16, 10 classes.
+    public static let tiny = ["--model", "vgg11", "--image-size", "32", "--width-divisor", "16", "--classes", "10"]
+}

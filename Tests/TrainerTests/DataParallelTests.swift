@@ -1,0 +1,97 @@
+import Foundation
+import TestSupport
+@testable import Trainer
+import XCTest
+
+/// Data parallelism tested for real: the tests launch vgg-dp under mpirun
+/// with 2 and 3 ranks on a tiny network and read what it prints and writes.
+final class DataParallelTests: XCTestCase {
+    let tiny = Launcher.tiny
+
+    /// Parses "‖Δw‖/‖w‖ = 1.234e-09" from verify's output.
+    func relativeDifference(_ text: String) -> Double? {
+        guard let range = text.range(of: "‖Δw‖/‖w‖ = ") else { return nil }
+        return Double(text[range.upperBound...].prefix { !$0.isWhitespace })
+    }
+
+    func testEquivalenceAndReplicasOnTwoAndThreeRanks() throws {
+        for ranks in [2, 3] {
+            let r = try Launcher.run(["verify"] + tiny + ["--batch-size", "2", "--warmup", "0", "--steps", "4"], ranks: ranks)
+            XCTAssertEqual(r.status, 0, r.all)
+            XCTAssertTrue(r.stdout.contains("PASS"), r.all)
+            XCTAssertTrue(r.stdout.contains("replicas: identical"), r.all)
+            XCTAssertTrue(r.stdout.contains("\(ranks) ranks × 2 vs 1 rank × \(2 * ranks)"), r.all)
+            // Stated tolerance: relative L2 difference of all weights ≤ 1e-5
+            // (float32 sums over the batch in a different order).
+            let rel = try XCTUnwrap(relativeDifference(r.stdout), r.all)
+            print("equivalence \(ranks) ranks: ‖Δw‖/‖w‖ = \(rel)")
+            XCTAssertLessThanOrEqual(rel, 1e-5)
+            XCTAssertEqual(r.stdout.components(separatedBy: "PASS").count - 1, 1, "printed once, by rank 0")
+        }
+    }
+
+    func testEquivalenceHoldsWithoutOverlapAndWithPerLayerBuckets() throws {
+        for extra in [["--no-overlap"], ["--bucket-mb", "0"], ["--bucket-mb", "0.05"]] {
+            let r = try Launcher.run(["verify"] + tiny + ["--batch-size", "2", "--warmup", "0", "--steps", "3"] + extra, ranks: 2)
+            XCTAssertEqual(r.status, 0, "\(extra): \(r.all)")
+            XCTAssertTrue(r.stdout.contains("PASS"), r.all)
+        }
+    }
+
+    func testReportHasTheSameChecksumForOverlappedAndSequentialAllreduce() throws {
+        let folder = Launcher.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var checksums: [String] = []
+        for (i, extra) in [[], ["--no-overlap"], []].enumerated() {
+            let path = folder.appendingPathComponent("run\(i).json").path
+            let r = try Launcher.run(tiny + ["--batch-size", "2", "--warmup", "1", "--steps", "4", "--bucket-mb", "0.1",
+                                             "--report", path] + extra, ranks: 2)
+            XCTAssertEqual(r.status, 0, r.all)
+            let report = try RunReport.read(from: path)
+            XCTAssertEqual(report.ranks, 2)
+            XCTAssertEqual(report.globalBatch, 4)
+            XCTAssertEqual(report.batchPerRank, 2)
+            XCTAssertEqual(report.perRank.count, 2)
+            XCTAssertEqual(report.perRank.map { $0.steps.count }, [4, 4])
+            XCTAssertEqual(report.parameters, 113_090)
+            XCTAssertGreaterThan(report.buckets.count, 1)
+            XCTAssertEqual(report.buckets.map(\.count).reduce(0, +), 113_090)
+            XCTAssertEqual(report.parameterChecksum.count, 16)
+            checksums.append(report.parameterChecksum)
+        }
+        // Two ranks: a + b is the same sum whichever thread issues it, and a
+        // repeated run is bitwise identical.
+        XCTAssertEqual(Set(checksums).count, 1, "\(checksums)")
+    }
+
+    func testStrongScalingSplitsTheGlobalBatch() throws {
+        let folder = Launcher.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("strong.json").path
+        let r = try Launcher.run(tiny + ["--global-batch", "6", "--warmup", "0", "--steps", "2", "--report", path], ranks: 3)
+        XCTAssertEqual(r.status, 0, r.all)
+        let report = try RunReport.read(from: path)
+        XCTAssertEqual(report.batchPerRank, 2)
+        XCTAssertEqual(report.globalBatch, 6)
+    }
+
+    func testGlobalBatchNotDivisibleStopsEveryRankWithOneMessage() throws {
+        let r = try Launcher.run(tiny + ["--global-batch", "4", "--steps", "1"], ranks: 3)
+        XCTAssertEqual(r.status, 2, r.all)
+        XCTAssertEqual(r.stderr.components(separatedBy: "not divisible by the 3 ranks").count - 1, 1, r.all)
+    }
+
+    func testReplicaCheckEveryStepPasses() throws {
+        let r = try Launcher.run(tiny + ["--batch-size", "1", "--warmup", "0", "--steps", "3", "--check-every", "1"], ranks: 2)
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stdout.contains("identical on all 2 rank(s)"), r.all)
+    }
+
+    func testSingleProcessRunsWithoutMpirun() throws {
+        let r = try Launcher.run(tiny + ["--batch-size", "2", "--warmup", "1", "--steps", "10", "--mode", "forward-backward"])
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stdout.contains("step 0, duration = "), r.all)
+        XCTAssertTrue(r.stdout.contains("Forward-backward across 10 steps, "), r.all)
+        XCTAssertTrue(r.stdout.contains("ranks: 1 on 1 host(s)"), r.all)
+    }
+}
