@@ -15,7 +15,7 @@ struct RunOptions: ParsableArguments {
     var classes = 1000
     @Option(help: "Divides every conv channel count and the hidden FC width (quick runs, tests).")
     var widthDivisor = 1
-    @Option(help: "Samples per rank per step (weak scaling).")
+    @Option(help: "Samples per rank per step (weak scaling; default 16).")
     var batchSize: Int?
     @Option(help: "Samples per step over all ranks, split evenly (strong scaling).")
     var globalBatch: Int?

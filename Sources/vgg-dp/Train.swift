@@ -19,7 +19,10 @@ struct Train: ParsableCommand {
             try checkWritable(report, flag: "--report")
             let threads = blasThreads(requested: options.threads, world: world)
             let plan = BucketPlan(spec: config.network, bucketMB: config.bucketMB)
-            if world.isRoot { printOut(layout(config, world: world, threads: threads, plan: plan)) }
+            if world.isRoot {
+                printOut(layout(config, world: world, threads: threads, plan: plan))
+                if let advice = BLAS.kernelAdvice { printOut(advice) }
+            }
 
             let trainer = try DataParallelTrainer(config: config, world: world, blasThreads: threads)
             let checksum = try trainer.run { step, times in

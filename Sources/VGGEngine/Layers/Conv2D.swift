@@ -105,7 +105,19 @@ public final class Conv2D: Layer {
                     continue
                 }
                 let src = image + (iy * w) * c
-                if xx >= 1 && xx + 1 < w {
+                if c < 16 {
+                    // Few channels (the RGB layer): plain loops beat a copy call per tap.
+                    for kw in 0..<3 {
+                        let ix = xx + kw - 1
+                        let dk = d + kw * c
+                        if ix < 0 || ix >= w {
+                            for j in 0..<c { dk[j] = 0 }
+                        } else {
+                            let sk = src + ix * c
+                            for j in 0..<c { dk[j] = sk[j] }
+                        }
+                    }
+                } else if xx >= 1 && xx + 1 < w {
                     // The three taps of this kernel row are contiguous in both.
                     d.update(from: src + (xx - 1) * c, count: 3 * c)
                 } else {
