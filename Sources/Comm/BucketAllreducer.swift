@@ -38,13 +38,16 @@ public final class BucketAllreducer {
 
     public static let requiredThreadLevel = ThreadLevel.serialized
 
-    public init(world: World, base: UnsafeMutablePointer<Float>, buckets: [Bucket]) throws {
+    public let waitMode: CommWait
+
+    public init(world: World, base: UnsafeMutablePointer<Float>, buckets: [Bucket], wait: CommWait = .blocking) throws {
         guard world.threadLevel >= Self.requiredThreadLevel else {
             throw CommError.threadLevel(required: Self.requiredThreadLevel, provided: world.threadLevel)
         }
         self.world = world
         self.base = base
         self.buckets = buckets
+        waitMode = wait
         queue = Array(repeating: 0, count: buckets.count + 1)
         done = Array(repeating: false, count: buckets.count)
         startTimes = Array(repeating: 0, count: buckets.count)
@@ -103,7 +106,7 @@ public final class BucketAllreducer {
             lock.unlock()
 
             let t0 = now()
-            world.allreduceSum(base + buckets[b].offset, count: buckets[b].count)
+            world.allreduceSum(base + buckets[b].offset, count: buckets[b].count, wait: waitMode)
             let t1 = now()
 
             lock.lock()

@@ -35,6 +35,21 @@ public enum ThreadLevel: Int, Comparable, CustomStringConvertible, Codable, Send
     }
 }
 
+/// How the communication thread waits for an allreduce to finish.
+public enum CommWait: Equatable, Sendable, CustomStringConvertible {
+    /// MPI_Allreduce: MPI busy-polls until done.
+    case blocking
+    /// MPI_Iallreduce, then MPI_Test every so many microseconds, sleeping between.
+    case polling(microseconds: Int)
+
+    public var description: String {
+        switch self {
+        case .blocking: return "blocking MPI_Allreduce"
+        case let .polling(us): return "MPI_Iallreduce tested every \(us) µs"
+        }
+    }
+}
+
 public enum CommError: Error, CustomStringConvertible {
     case threadLevel(required: ThreadLevel, provided: ThreadLevel)
     case mpi(String)
@@ -117,6 +132,26 @@ public final class World {
     /// In-place sum over ranks.
     public func allreduceSum(_ p: UnsafeMutablePointer<Float>, count: Int) {
         MPI_Allreduce(vggdp_in_place(), p, Int32(count), vggdp_float(), vggdp_op_sum(), comm)
+    }
+
+    /// Sums in place over ranks, waiting the way `wait` says: inside MPI
+    /// (busy-polling, lowest latency) or by testing a non-blocking allreduce
+    /// and sleeping between tests, which leaves the core to the compute
+    /// thread when ranks outnumber cores.
+    public func allreduceSum(_ p: UnsafeMutablePointer<Float>, count: Int, wait: CommWait) {
+        switch wait {
+        case .blocking:
+            allreduceSum(p, count: count)
+        case let .polling(microseconds):
+            var request = vggdp_request_null()
+            MPI_Iallreduce(vggdp_in_place(), p, Int32(count), vggdp_float(), vggdp_op_sum(), comm, &request)
+            var done: Int32 = 0
+            while true {
+                MPI_Test(&request, &done, vggdp_status_ignore())
+                if done != 0 { break }
+                usleep(UInt32(microseconds))
+            }
+        }
     }
 
     public func allreduceSum(_ values: inout [Double]) {

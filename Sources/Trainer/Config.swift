@@ -35,6 +35,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var bucketMB: Double = 25
     /// Allreduce on a communication thread while backward runs.
     public var overlap = true
+    /// How the communication thread waits for an allreduce.
+    public var commWait: CommWaitChoice = .auto
+    public var pollMicroseconds = 200
     /// Compare replicas' parameter checksums every K steps (nil: at the end only).
     public var checkEvery: Int?
     /// Cycle through a fixed synthetic set of this many samples.
@@ -54,6 +57,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         guard warmup >= 0 else { throw TrainerError.usage("--warmup must be 0 or more, got \(warmup)") }
         guard bucketMB >= 0, bucketMB.isFinite else { throw TrainerError.usage("--bucket-mb must be 0 or more, got \(bucketMB)") }
         if let k = checkEvery { try positive(k, "--check-every") }
+        try positive(pollMicroseconds, "--poll-us")
         if let d = datasetSize { try positive(d, "--dataset-size") }
         guard optimizer.learningRate.isFinite, optimizer.learningRate >= 0 else {
             throw TrainerError.usage("--lr must be a finite number ≥ 0")
@@ -62,6 +66,13 @@ public struct TrainConfig: Codable, Equatable, Sendable {
 
     public var keepProbability: Float { mode == .forward ? 1 : 0.5 }
     public var objective: Objective { mode == .train ? .crossEntropy : .l2 }
+}
+
+/// `auto` polls when the node's ranks × BLAS threads exceed its cores (a
+/// spinning communication thread would steal a core from compute) and
+/// blocks otherwise.
+public enum CommWaitChoice: String, Codable, CaseIterable, Sendable {
+    case auto, blocking, polling
 }
 
 public enum TrainerError: Error, CustomStringConvertible {

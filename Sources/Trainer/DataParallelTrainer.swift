@@ -83,7 +83,8 @@ public final class DataParallelTrainer {
         }
 
         if ranks > 1 && config.mode.hasBackward && config.overlap {
-            allreducer = try BucketAllreducer(world: world, base: network.gradients.base, buckets: plan.commBuckets)
+            allreducer = try BucketAllreducer(world: world, base: network.gradients.base, buckets: plan.commBuckets,
+                                              wait: Self.commWait(config, world: world, blasThreads: blasThreads))
         } else {
             allreducer = nil
         }
@@ -98,6 +99,19 @@ public final class DataParallelTrainer {
     }
 
     deinit { allreducer?.stop() }
+
+    public static func commWait(_ config: TrainConfig, world: World, blasThreads: Int) -> CommWait {
+        switch config.commWait {
+        case .blocking: return .blocking
+        case .polling: return .polling(microseconds: config.pollMicroseconds)
+        case .auto:
+            let busy = world.localSize * (blasThreads + 1)
+            return busy > ProcessInfo.processInfo.activeProcessorCount
+                ? .polling(microseconds: config.pollMicroseconds) : .blocking
+        }
+    }
+
+    public var commWaitDescription: String { allreducer?.waitMode.description ?? "none" }
 
     public func shutdown() { allreducer?.stop() }
 

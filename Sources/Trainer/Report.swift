@@ -75,6 +75,8 @@ public struct RunReport: Codable, Sendable {
     public var mpiLibrary: String
     public var mpiThreadLevel: String
     public var overlap: Bool
+    /// How the communication thread waited ("none" without one).
+    public var commWait: String?
     public var bucketMb: Double
     public var buckets: [Bucket]
 
@@ -176,7 +178,7 @@ extension RunReport {
             hosts: t.world.hostNames, blasThreads: t.blasThreads, blasCore: BLAS.coreName, blasConfig: BLAS.config,
             openblasCoretype: ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"],
             mpiLibrary: World.libraryVersion, mpiThreadLevel: t.world.threadLevel.description,
-            overlap: config.overlap, bucketMb: config.bucketMB, buckets: buckets,
+            overlap: config.overlap, commWait: t.commWaitDescription, bucketMb: config.bucketMB, buckets: buckets,
             stepSeconds: slowest.stepSeconds, imagesPerSecond: imagesPerSecond, gflopsPerSecond: gflops,
             gflopsPerSecondPerRank: gflops / Double(t.world.size),
             stragglerRatio: meanOfMeans > 0 ? slowest.stepSeconds.mean / meanOfMeans : 1,

@@ -4,6 +4,7 @@ import VGGEngine
 
 extension VGGModel: ExpressibleByArgument {}
 extension Mode: ExpressibleByArgument {}
+extension CommWaitChoice: ExpressibleByArgument {}
 
 /// The network and run options shared by train and verify.
 struct RunOptions: ParsableArguments {
@@ -39,6 +40,10 @@ struct RunOptions: ParsableArguments {
     var bucketMb: Double = 25
     @Flag(help: "Run every allreduce after backward instead of overlapping it.")
     var noOverlap = false
+    @Option(help: "How the communication thread waits: auto, blocking (MPI_Allreduce) or polling (MPI_Iallreduce + MPI_Test, sleeping between tests).")
+    var commWait: CommWaitChoice = .auto
+    @Option(help: "Sleep between MPI_Test calls when polling, microseconds.")
+    var pollUs = 200
     @Option(help: "Compare replica checksums every K steps (default: at the end).")
     var checkEvery: Int?
     @Option(help: "Cycle through a fixed synthetic set of this many samples.")
@@ -70,6 +75,8 @@ struct RunOptions: ParsableArguments {
         c.bucketMB = bucketMb
         c.overlap = !noOverlap
         c.checkEvery = checkEvery
+        c.commWait = commWait
+        c.pollMicroseconds = pollUs
         c.datasetSize = datasetSize
         if let t = threads, t < 1 { throw TrainerError.usage("--threads must be at least 1, got \(t)") }
         try c.validate()

@@ -25,6 +25,9 @@ struct Train: ParsableCommand {
             }
 
             let trainer = try DataParallelTrainer(config: config, world: world, blasThreads: threads)
+            if world.isRoot && world.size > 1 && config.mode.hasBackward {
+                printOut("communication: \(trainer.commWaitDescription)")
+            }
             let checksum = try trainer.run { step, times in
                 if world.isRoot { printOut(Text.progress(step: step, seconds: times.wall)) }
             }
