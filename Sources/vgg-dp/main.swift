@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Trainer
 
 // Every rank parses the same command line. Usage errors are printed once, by
 // the rank that mpirun calls 0, and every rank exits with status 2.
@@ -13,7 +14,8 @@ do {
         exit(0)
     }
     if Launch.rank == 0 {
-        FileHandle.standardError.write(Data(("vgg-dp: " + VGGDP.fullMessage(for: error) + "\n").utf8))
+        let message = (error as? TrainerError).map { "error: \($0.description)" } ?? VGGDP.fullMessage(for: error)
+        FileHandle.standardError.write(Data(("vgg-dp: " + message + "\n").utf8))
     }
     exit(Launch.exitStatus(for: error, parserCode: code.rawValue))
 }
