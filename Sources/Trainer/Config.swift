@@ -42,6 +42,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var checkEvery: Int?
     /// Cycle through a fixed synthetic set of this many samples.
     public var datasetSize: Int?
+    /// Run the sgemm peak probe at start (for the report's % of peak).
+    public var peakProbe = true
+    /// Keep every timed step's layer and bucket times (for --trace).
+    public var recordTimeline = false
     /// im2col workspace budget, floats.
     public var workspaceFloats = Network.defaultWorkspaceFloats
 

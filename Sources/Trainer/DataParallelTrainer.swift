@@ -18,7 +18,7 @@ public struct StepTimes: Codable, Equatable, Sendable {
 
     static let fields = 8
     var packed: [Double] { [wall, data, forward, backward, optimizer, allreduce, exposed, loss] }
-    init() {}
+    public init() {}
     init(packed p: ArraySlice<Double>) {
         let v = Array(p)
         wall = v[0]; data = v[1]; forward = v[2]; backward = v[3]
@@ -50,6 +50,15 @@ public final class DataParallelTrainer {
     public private(set) var layerBackwardGemm: [Double]
     /// Per bucket, summed over timed steps: allreduce seconds.
     public private(set) var bucketSeconds: [Double]
+    /// Per bucket, the last step's allreduce start and end (Clock seconds).
+    var bucketStart: [Double]
+    var bucketEnd: [Double]
+    /// sgemm GFLOP/s measured at start with this rank's thread count.
+    public let peakGflops: Double
+    /// Timeline of the timed steps (see Timeline), when recording.
+    public private(set) var timeline: [Double] = []
+    /// Clock time all ranks agree is zero (taken right after a barrier).
+    var origin = 0.0
 
     /// The data-parallel group this trainer belongs to: the world, or this
     /// rank alone (`solo`, for single-rank reference runs inside an MPI job).
@@ -66,6 +75,7 @@ public final class DataParallelTrainer {
         ranks = solo ? 1 : world.size
         self.blasThreads = blasThreads
         BLAS.setThreads(blasThreads)
+        peakGflops = config.peakProbe ? BLAS.peakGFLOPS(n: 1024, repeats: 3).gflops : 0
         network = try Network(spec: config.network, batch: config.batchPerRank,
                               keepProbability: config.keepProbability, seed: config.seed,
                               workspaceBudget: config.workspaceFloats)
@@ -95,7 +105,12 @@ public final class DataParallelTrainer {
         layerForwardGemm = layerForward
         layerBackwardGemm = layerForward
         bucketSeconds = Array(repeating: 0, count: plan.buckets.count)
+        bucketStart = bucketSeconds
+        bucketEnd = bucketSeconds
         records.reserveCapacity(config.steps)
+        if config.recordTimeline {
+            timeline.reserveCapacity(config.steps * Timeline.stride(layers: network.layers.count, buckets: plan.buckets.count))
+        }
     }
 
     deinit { allreducer?.stop() }
@@ -120,6 +135,7 @@ public final class DataParallelTrainer {
     @discardableResult
     public func step(_ t: Int) -> StepTimes {
         var times = StepTimes()
+        for b in bucketStart.indices { bucketStart[b] = 0; bucketEnd[b] = 0 }
         let context = StepContext(step: t, firstSample: firstSample, globalBatch: globalBatch,
                                   training: config.mode != .forward)
         let t0 = Clock.now()
@@ -161,7 +177,9 @@ public final class DataParallelTrainer {
             } else if communicate {
                 let c0 = Clock.now()
                 world.allreduceSum(network.gradients.base + bucket.slice.offset, count: bucket.slice.count)
-                let c = Clock.now() - c0
+                bucketStart[b] = c0
+                bucketEnd[b] = Clock.now()
+                let c = bucketEnd[b] - c0
                 times.allreduce += c
                 times.exposed += c
                 bucketSeconds[b] += c
@@ -173,6 +191,8 @@ public final class DataParallelTrainer {
         }
         if let comm = allreducer {
             for b in plan.buckets.indices {
+                bucketStart[b] = comm.startTimes[b]
+                bucketEnd[b] = comm.endTimes[b]
                 let c = comm.endTimes[b] - comm.startTimes[b]
                 times.allreduce += c
                 bucketSeconds[b] += c
@@ -183,6 +203,40 @@ public final class DataParallelTrainer {
         times.optimizer = t5 - t4
         times.wall = t5 - t0
         return times
+    }
+
+    /// One timed step's events, relative to `origin`: step start and length,
+    /// then per layer forward start/length and backward start/length, then per
+    /// bucket allreduce start/length (start −1 when it did not run).
+    func appendTimeline(stepStart: Double, wall: Double) {
+        timeline.append(stepStart - origin)
+        timeline.append(wall)
+        for l in network.layers.indices {
+            timeline.append(network.forwardStart[l] - origin)
+            timeline.append(network.forwardSeconds[l])
+            let ran = config.mode.hasBackward
+            timeline.append(ran ? network.backwardStart[l] - origin : -1)
+            timeline.append(ran ? network.backwardSeconds[l] : 0)
+        }
+        for b in bucketStart.indices {
+            timeline.append(bucketEnd[b] > 0 ? bucketStart[b] - origin : -1)
+            timeline.append(bucketEnd[b] - bucketStart[b])
+        }
+    }
+
+    /// What this rank measured, for the report.
+    public var timings: RankTimings {
+        RankTimings(steps: records, layerMeans: layerForward + layerBackward + layerForwardGemm + layerBackwardGemm,
+                    bucketMeans: bucketSeconds, peakRssBytes: peakResidentBytes(), peakGflops: peakGflops,
+                    timeline: timeline)
+    }
+
+    /// The environment as this rank sees it.
+    public var environment: RunEnvironment {
+        RunEnvironment(hosts: world.hostNames, blasThreads: blasThreads, blasCore: BLAS.coreName, blasConfig: BLAS.config,
+                       openblasCoretype: ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"],
+                       mpiLibrary: World.libraryVersion, mpiThreadLevel: world.threadLevel.description,
+                       commWait: commWaitDescription)
     }
 
     /// Compares every rank's parameter checksum; throws naming the ranks
@@ -202,11 +256,16 @@ public final class DataParallelTrainer {
     /// for every 10th timed step (rank 0 prints it).
     public func run(progress: (Int, StepTimes) -> Void = { _, _ in }) throws -> UInt64 {
         records.removeAll(keepingCapacity: true)
+        timeline.removeAll(keepingCapacity: true)
+        if ranks > 1 { world.barrier() }
+        origin = Clock.now()
         for i in 0..<(config.warmup + config.steps) {
+            let stepStart = Clock.now()
             let times = step(i)
             if i >= config.warmup {
                 let timed = i - config.warmup
                 records.append(times)
+                if config.recordTimeline { appendTimeline(stepStart: stepStart, wall: times.wall) }
                 for l in layerForward.indices {
                     layerForward[l] += network.forwardSeconds[l]
                     layerForwardGemm[l] += network.forwardGemmSeconds[l]

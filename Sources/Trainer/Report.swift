@@ -96,65 +96,112 @@ public struct RunReport: Codable, Sendable {
     public var peakRssBytes: Int
     public var perRank: [Rank]
     public var layers: [Layer]
+    /// sgemm GFLOP/s of the `vgg-dp peak` probe each rank ran at start with
+    /// its thread count (mean over ranks): this machine's limit.
+    public var peakGflopsPerRank: Double? = nil
+    /// gflopsPerSecondPerRank / peakGflopsPerRank.
+    public var peakShare: Double? = nil
+}
+
+/// What one rank measured, as sent to rank 0 in one MPI_Gatherv of doubles.
+public struct RankTimings: Equatable, Sendable {
+    public var steps: [StepTimes]
+    /// Per layer means over timed steps: forward, backward, forward sgemm,
+    /// backward sgemm (4 arrays of the layer count, concatenated).
+    public var layerMeans: [Double]
+    /// Per bucket mean allreduce seconds.
+    public var bucketMeans: [Double]
+    public var peakRssBytes: Int
+    /// sgemm GFLOP/s this rank measured at start with its thread count.
+    public var peakGflops: Double
+    /// Timeline events (Timeline.stride values per timed step), seconds since
+    /// the common start; empty unless a trace was asked for.
+    public var timeline: [Double]
+
+    public init(steps: [StepTimes], layerMeans: [Double], bucketMeans: [Double], peakRssBytes: Int,
+                peakGflops: Double, timeline: [Double] = []) {
+        self.steps = steps
+        self.layerMeans = layerMeans
+        self.bucketMeans = bucketMeans
+        self.peakRssBytes = peakRssBytes
+        self.peakGflops = peakGflops
+        self.timeline = timeline
+    }
+
+    public var packed: [Double] {
+        var v: [Double] = [Double(steps.count), Double(layerMeans.count), Double(bucketMeans.count),
+                           Double(timeline.count), Double(peakRssBytes), peakGflops]
+        for r in steps { v += r.packed }
+        return v + layerMeans + bucketMeans + timeline
+    }
+
+    public init(packed v: [Double]) {
+        let n = Int(v[0]), l = Int(v[1]), b = Int(v[2]), t = Int(v[3])
+        peakRssBytes = Int(v[4])
+        peakGflops = v[5]
+        var o = 6
+        steps = (0..<n).map { i in StepTimes(packed: v[(o + i * StepTimes.fields)..<(o + (i + 1) * StepTimes.fields)]) }
+        o += n * StepTimes.fields
+        layerMeans = Array(v[o..<(o + l)]); o += l
+        bucketMeans = Array(v[o..<(o + b)]); o += b
+        timeline = Array(v[o..<(o + t)])
+    }
+}
+
+/// The environment a report records, read once on rank 0.
+public struct RunEnvironment: Sendable {
+    public var hosts: [String]
+    public var blasThreads: Int
+    public var blasCore: String
+    public var blasConfig: String
+    public var openblasCoretype: String?
+    public var mpiLibrary: String
+    public var mpiThreadLevel: String
+    public var commWait: String
 }
 
 extension RunReport {
-    /// The numbers one rank sends to rank 0: per-step times, per-layer means,
-    /// per-bucket means and its peak RSS.
-    static func pack(_ t: DataParallelTrainer) -> [Double] {
-        var v: [Double] = [Double(t.records.count), Double(peakResidentBytes())]
-        for r in t.records { v += r.packed }
-        v += t.layerForward + t.layerBackward
-        v += t.layerForwardGemm + t.layerBackwardGemm
-        v += t.bucketSeconds
-        return v
+    /// Gathers every rank's timings; returns them on rank 0, nil elsewhere.
+    public static func gatherTimings(_ t: DataParallelTrainer) -> [RankTimings]? {
+        t.world.gather(t.timings.packed)?.map(RankTimings.init(packed:))
     }
 
-    /// Gathers every rank's timings; returns the report on rank 0, nil elsewhere.
-    public static func gather(_ t: DataParallelTrainer, checksum: UInt64, command: [String], startedAt: Date) -> RunReport? {
-        guard let all = t.world.gather(pack(t)) else { return nil }
-        let layerCount = t.network.layers.count
-        let bucketCount = t.plan.buckets.count
-        let config = t.config
+    /// Builds the report from all ranks' timings. Pure: no MPI, no clock.
+    public static func make(config: TrainConfig, plan: BucketPlan, ranks all: [RankTimings], environment env: RunEnvironment,
+                            checksum: UInt64, command: [String], startedAt: Date, complete: Bool = true) -> RunReport {
         let spec = config.network
         let specs = spec.layers
-
-        var ranks: [Rank] = []
+        let layerCount = specs.count
         var layerMeans = [Double](repeating: 0, count: 4 * layerCount)
-        var rank0Buckets: [Double] = []
-        for (r, v) in all.enumerated() {
-            let steps = Int(v[0]), rss = Int(v[1])
-            var offset = 2
-            var records: [StepTimes] = []
-            for _ in 0..<steps {
-                records.append(StepTimes(packed: v[offset..<(offset + StepTimes.fields)]))
-                offset += StepTimes.fields
-            }
-            for i in 0..<(4 * layerCount) { layerMeans[i] += v[offset + i] / Double(all.count) }
-            offset += 4 * layerCount
-            if r == 0 { rank0Buckets = Array(v[offset..<(offset + bucketCount)]) }
+        var ranks: [Rank] = []
+        for (r, timings) in all.enumerated() {
+            for i in 0..<min(4 * layerCount, timings.layerMeans.count) { layerMeans[i] += timings.layerMeans[i] / Double(all.count) }
+            let records = timings.steps
             func mean(_ f: (StepTimes) -> Double) -> Double {
                 records.isEmpty ? 0 : records.map(f).reduce(0, +) / Double(records.count)
             }
-            ranks.append(Rank(rank: r, host: t.world.hostNames[r], stepSeconds: Summary(records.map(\.wall)),
+            ranks.append(Rank(rank: r, host: r < env.hosts.count ? env.hosts[r] : "?", stepSeconds: Summary(records.map(\.wall)),
                               data: mean(\.data), forward: mean(\.forward), backward: mean(\.backward),
                               optimizer: mean(\.optimizer), allreduce: mean(\.allreduce), exposed: mean(\.exposed),
-                              peakRssBytes: rss, steps: records))
+                              peakRssBytes: timings.peakRssBytes, steps: records))
         }
         let slowest = ranks.max { $0.stepSeconds.mean < $1.stepSeconds.mean }!
         let meanOfMeans = ranks.map(\.stepSeconds.mean).reduce(0, +) / Double(ranks.count)
-        let globalBatch = t.globalBatch
+        let globalBatch = config.batchPerRank * all.count
         let stepFlops = config.mode.hasBackward ? spec.forwardBackwardFLOPsPerImage : spec.forwardFLOPsPerImage
-        let imagesPerSecond = Double(globalBatch) / slowest.stepSeconds.mean
+        let imagesPerSecond = slowest.stepSeconds.mean > 0 ? Double(globalBatch) / slowest.stepSeconds.mean : 0
         let gflops = imagesPerSecond * Double(stepFlops) / 1e9
 
+        // Ranks may have recorded different numbers of steps (a run stopped
+        // early): the loss curve covers the steps all of them have.
         let stepCount = ranks.map(\.steps.count).min() ?? 0
         let lossPerStep = (0..<stepCount).map { s in ranks.map { $0.steps[s].loss }.reduce(0, +) / Double(ranks.count) }
 
+        let peak = all.map(\.peakGflops).reduce(0, +) / Double(all.count)
         var layers: [Layer] = []
         for (i, s) in specs.enumerated() {
             let fwd = layerMeans[i], bwd = layerMeans[layerCount + i]
-            let fflops = s.forwardMACsPerImage * 2 * t.config.batchPerRank
+            let fflops = s.forwardMACsPerImage * 2 * config.batchPerRank
             let bflops = config.mode.hasBackward ? fflops * (i == 0 ? 1 : 2) : 0
             layers.append(Layer(name: s.name, forwardSeconds: fwd, backwardSeconds: bwd,
                                 forwardGemmSeconds: layerMeans[2 * layerCount + i],
@@ -163,29 +210,31 @@ extension RunReport {
                                 forwardGflopsPerSecond: fwd > 0 ? Double(fflops) / fwd / 1e9 : 0,
                                 backwardGflopsPerSecond: bwd > 0 ? Double(bflops) / bwd / 1e9 : 0))
         }
-        let buckets = t.plan.buckets.enumerated().map { b, e in
+        let rank0Buckets = all.first?.bucketMeans ?? []
+        let buckets = plan.buckets.enumerated().map { b, e in
             Bucket(index: b, layers: e.layers.map { specs[$0].name }, offset: e.slice.offset, count: e.slice.count,
-                   bytes: e.bytes, allreduceSeconds: rank0Buckets.isEmpty ? 0 : rank0Buckets[b])
+                   bytes: e.bytes, allreduceSeconds: b < rank0Buckets.count ? rank0Buckets[b] : 0)
         }
-        let formatter = ISO8601DateFormatter()
-        return RunReport(
-            startedAt: formatter.string(from: startedAt), command: command,
+        var report = RunReport(
+            complete: complete, startedAt: ISO8601DateFormatter().string(from: startedAt), command: command,
             model: spec.model.rawValue, imageSize: spec.imageSize, classes: spec.classes, widthDivisor: spec.widthDivisor,
             mode: config.mode.rawValue, objective: config.mode.hasBackward ? config.objective.rawValue : nil,
-            ranks: t.world.size, batchPerRank: config.batchPerRank, globalBatch: globalBatch,
+            ranks: all.count, batchPerRank: config.batchPerRank, globalBatch: globalBatch,
             warmup: config.warmup, steps: config.steps, seed: config.seed,
             parameters: spec.parameterCount, forwardFlopsPerImage: spec.forwardFLOPsPerImage, stepFlopsPerImage: stepFlops,
-            hosts: t.world.hostNames, blasThreads: t.blasThreads, blasCore: BLAS.coreName, blasConfig: BLAS.config,
-            openblasCoretype: ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"],
-            mpiLibrary: World.libraryVersion, mpiThreadLevel: t.world.threadLevel.description,
-            overlap: config.overlap, commWait: t.commWaitDescription, bucketMb: config.bucketMB, buckets: buckets,
+            hosts: env.hosts, blasThreads: env.blasThreads, blasCore: env.blasCore, blasConfig: env.blasConfig,
+            openblasCoretype: env.openblasCoretype, mpiLibrary: env.mpiLibrary, mpiThreadLevel: env.mpiThreadLevel,
+            overlap: config.overlap, commWait: env.commWait, bucketMb: config.bucketMB, buckets: buckets,
             stepSeconds: slowest.stepSeconds, imagesPerSecond: imagesPerSecond, gflopsPerSecond: gflops,
-            gflopsPerSecondPerRank: gflops / Double(t.world.size),
+            gflopsPerSecondPerRank: gflops / Double(all.count),
             stragglerRatio: meanOfMeans > 0 ? slowest.stepSeconds.mean / meanOfMeans : 1,
             allreduceSecondsPerStep: ranks.map(\.allreduce).reduce(0, +) / Double(ranks.count),
             exposedSecondsPerStep: ranks.map(\.exposed).reduce(0, +) / Double(ranks.count),
             lossPerStep: lossPerStep, parameterChecksum: Checksum.hex(checksum),
             peakRssBytes: ranks.map(\.peakRssBytes).max() ?? 0, perRank: ranks, layers: layers)
+        report.peakGflopsPerRank = peak
+        report.peakShare = peak > 0 ? report.gflopsPerSecondPerRank / peak : nil
+        return report
     }
 
     /// Writes JSON atomically: a temporary file in the same folder, then rename.
@@ -203,19 +252,28 @@ extension RunReport {
     }
 }
 
+/// Writes a file so that readers see the old content or the new, never a
+/// part: a temporary file in the same folder, fsync, then rename over.
 public func writeAtomically(_ data: Data, to path: String) throws {
     let url = URL(fileURLWithPath: path)
-    let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-    do {
-        try data.write(to: tmp)
-        if FileManager.default.fileExists(atPath: url.path) {
-            _ = try FileManager.default.replaceItemAt(url, withItemAt: tmp)
-        } else {
-            try FileManager.default.moveItem(at: tmp, to: url)
+    let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
+    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard fd >= 0 else { throw TrainerError.failed("cannot write \(path): \(String(cString: strerror(errno)))") }
+    var ok = data.withUnsafeBytes { raw -> Bool in
+        var offset = 0
+        while offset < raw.count {
+            let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+            if n <= 0 { return false }
+            offset += n
         }
-    } catch {
-        try? FileManager.default.removeItem(at: tmp)
-        throw TrainerError.failed("cannot write \(path): \(error.localizedDescription)")
+        return true
+    }
+    ok = ok && fsync(fd) == 0
+    close(fd)
+    guard ok, rename(tmp, path) == 0 else {
+        let reason = String(cString: strerror(errno))
+        unlink(tmp)
+        throw TrainerError.failed("cannot write \(path): \(reason)")
     }
 }
 

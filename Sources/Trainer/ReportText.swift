@@ -22,6 +22,15 @@ public enum Text {
         return String(out.reversed())
     }
 
+    /// "1h02m", "3m07s", "12.3s".
+    public static func duration(_ seconds: Double) -> String {
+        let s = max(0, seconds)
+        if s < 60 { return fixed(s, 1) + "s" }
+        let total = Int(s.rounded())
+        if total < 3600 { return "\(total / 60)m" + String(format: "%02ds", total % 60) }
+        return "\(total / 3600)h" + String(format: "%02dm", (total % 3600) / 60)
+    }
+
     /// The notebook's progress line.
     public static func progress(step: Int, seconds: Double) -> String {
         "\(timestamp()): step \(step), duration = \(fixed(seconds))"
@@ -49,6 +58,9 @@ extension RunReport {
         s += "images/s: \(Text.fixed(imagesPerSecond, 2))  (global batch \(globalBatch) = \(ranks) rank(s) × \(batchPerRank); slowest rank's mean step)\n"
         s += "GFLOP/s:  \(Text.fixed(gflopsPerSecond, 1)) total, \(Text.fixed(gflopsPerSecondPerRank, 1)) per rank"
         s += "  (\(Text.grouped(stepFlopsPerImage)) FLOP per image, GEMM work counted from layer shapes)"
+        if let peak = peakGflopsPerRank, let share = peakShare {
+            s += "\nsgemm peak per rank: \(Text.fixed(peak, 1)) GFLOP/s (probe, same threads); this run: \(Text.fixed(100 * share, 1))% of it"
+        }
         return s
     }
 
@@ -72,12 +84,19 @@ extension RunReport {
             total > 0 ? Text.fixed(100 * max(0, total - gemm) / total, 1) : "-"
         }
         let stepTotal = layers.reduce(0) { $0 + $1.forwardSeconds + $1.backwardSeconds }
+        func ofPeak(_ g: Double) -> String {
+            guard let p = peakGflopsPerRank, p > 0, g > 0 else { return "-" }
+            return Text.fixed(100 * g / p, 1)
+        }
         let rows = layers.map { l in
-            [l.name, ms(l.forwardSeconds), Text.fixed(l.forwardGflopsPerSecond, 1), share(l.forwardSeconds, l.forwardGemmSeconds),
-             ms(l.backwardSeconds), Text.fixed(l.backwardGflopsPerSecond, 1), share(l.backwardSeconds, l.backwardGemmSeconds),
+            [l.name, ms(l.forwardSeconds), Text.fixed(l.forwardGflopsPerSecond, 1), ofPeak(l.forwardGflopsPerSecond),
+             share(l.forwardSeconds, l.forwardGemmSeconds),
+             ms(l.backwardSeconds), Text.fixed(l.backwardGflopsPerSecond, 1), ofPeak(l.backwardGflopsPerSecond),
+             share(l.backwardSeconds, l.backwardGemmSeconds),
              stepTotal > 0 ? Text.fixed(100 * (l.forwardSeconds + l.backwardSeconds) / stepTotal, 1) : "-"]
         }
-        return Text.table(["layer", "fwd_ms", "fwd_GFLOP/s", "fwd_%nonGEMM", "bwd_ms", "bwd_GFLOP/s", "bwd_%nonGEMM", "%step"], rows)
+        return Text.table(["layer", "fwd_ms", "fwd_GFLOP/s", "fwd_%peak", "fwd_%nonGEMM",
+                           "bwd_ms", "bwd_GFLOP/s", "bwd_%peak", "bwd_%nonGEMM", "%step"], rows)
     }
 
     /// Time outside sgemm over all layers, as a share of forward + backward.

@@ -26,6 +26,7 @@ public enum Verify {
     public static func run(config: TrainConfig, world: World, blasThreads: Int, tolerance: Double) throws -> VerifyResult {
         var config = config
         config.mode = .train
+        config.peakProbe = false
         let trainer = try DataParallelTrainer(config: config, world: world, blasThreads: blasThreads)
         // run() stops on a replica mismatch; here the mismatch is the finding.
         _ = try? trainer.run()

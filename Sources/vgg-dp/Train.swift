@@ -11,12 +11,22 @@ struct Train: ParsableCommand {
     @OptionGroup var options: RunOptions
     @Option(help: "Write the run's report as JSON to this file (rank 0).")
     var report: String?
+    @Option(help: "Append one summary row to this CSV file (header if new).")
+    var csv: String?
+    @Option(help: "Write a timeline in Chrome trace format (Perfetto, chrome://tracing) to this file.")
+    var trace: String?
+    @Flag(help: "Skip the sgemm peak probe at start (no % of peak in the report).")
+    var noPeakProbe = false
 
     func run() throws {
         let started = Date()
         try withWorld { world in
-            let config = try options.config(ranks: world.size)
+            var config = try options.config(ranks: world.size)
+            config.peakProbe = !noPeakProbe
+            config.recordTimeline = trace != nil
             try checkWritable(report, flag: "--report")
+            try checkWritable(csv, flag: "--csv")
+            try checkWritable(trace, flag: "--trace")
             let threads = blasThreads(requested: options.threads, world: world)
             let plan = BucketPlan(spec: config.network, bucketMB: config.bucketMB)
             if world.isRoot {
@@ -28,12 +38,17 @@ struct Train: ParsableCommand {
             if world.isRoot && world.size > 1 && config.mode.hasBackward {
                 printOut("communication: \(trainer.commWaitDescription)")
             }
+            let total = config.steps
             let checksum = try trainer.run { step, times in
-                if world.isRoot { printOut(Text.progress(step: step, seconds: times.wall)) }
+                if world.isRoot {
+                    let eta = Double(total - step - 1) * times.wall
+                    printOut(Text.progress(step: step, seconds: times.wall) + "  (\(step + 1)/\(total), ETA \(Text.duration(eta)))")
+                }
             }
             trainer.shutdown()
-            guard let result = RunReport.gather(trainer, checksum: checksum, command: CommandLine.arguments,
-                                                startedAt: started) else { return }
+            guard let ranks = RunReport.gatherTimings(trainer) else { return }
+            let result = RunReport.make(config: config, plan: trainer.plan, ranks: ranks, environment: trainer.environment,
+                                        checksum: checksum, command: CommandLine.arguments, startedAt: started)
             printOut(result.closingLines)
             printOut("\nper rank (ms per step):\n" + result.rankTable)
             printOut("\nper layer (rank mean, ms per step):\n" + result.layerTable)
@@ -42,6 +57,18 @@ struct Train: ParsableCommand {
             if let path = report {
                 try result.write(to: path)
                 printOut("report: \(path)")
+            }
+            if let path = csv {
+                try result.appendCSV(to: path)
+                printOut("csv: \(path)")
+            }
+            if let path = trace {
+                let data = try Timeline.chromeTrace(
+                    ranks: ranks, hosts: world.hostNames, layerNames: config.network.layers.map(\.name),
+                    bucketNames: trainer.plan.buckets.enumerated().map { "allreduce bucket \($0.offset) (\(Text.fixed(Double($0.element.bytes) / 1_048_576, 1)) MiB)" },
+                    title: "vgg-dp \(config.network.model.rawValue) \(config.mode.rawValue) \(world.size) ranks")
+                try writeAtomically(data, to: path)
+                printOut("trace: \(path)")
             }
         }
     }

@@ -15,6 +15,9 @@ public final class Network {
     /// Per-layer wall time of the last forward and backward, in seconds.
     public private(set) var forwardSeconds: [Double]
     public private(set) var backwardSeconds: [Double]
+    /// When each layer's last forward and backward started (Clock seconds).
+    public private(set) var forwardStart: [Double]
+    public private(set) var backwardStart: [Double]
     /// The part of those spent inside sgemm.
     public private(set) var forwardGemmSeconds: [Double]
     public private(set) var backwardGemmSeconds: [Double]
@@ -92,6 +95,8 @@ public final class Network {
         forwardSeconds = Array(repeating: 0, count: specs.count)
         backwardSeconds = Array(repeating: 0, count: specs.count)
         forwardGemmSeconds = Array(repeating: 0, count: specs.count)
+        forwardStart = forwardGemmSeconds
+        backwardStart = forwardGemmSeconds
         backwardGemmSeconds = Array(repeating: 0, count: specs.count)
         initializeParameters(seed: seed)
     }
@@ -138,6 +143,7 @@ public final class Network {
         for (i, layer) in layers.enumerated() {
             let t0 = Clock.now()
             layer.forward(batch: batch, context: context)
+            forwardStart[i] = t0
             forwardSeconds[i] = Clock.now() - t0
             forwardGemmSeconds[i] = layer.gemmSeconds
         }
@@ -155,6 +161,7 @@ public final class Network {
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
             let t0 = Clock.now()
             layers[i].backward(batch: batch, context: context)
+            backwardStart[i] = t0
             backwardSeconds[i] = Clock.now() - t0
             backwardGemmSeconds[i] = layers[i].gemmSeconds
             if layers[i].parameterSlice.count > 0 { gradientsReady(i) }

@@ -1,0 +1,65 @@
+import Foundation
+
+/// The run's timeline in Chrome's trace event format (chrome://tracing,
+/// Perfetto): one process per rank, a compute row and a communication row,
+/// each layer's forward and backward and each bucket's allreduce as slices.
+public enum Timeline {
+    /// Values per timed step in RankTimings.timeline.
+    public static func stride(layers: Int, buckets: Int) -> Int { 2 + 4 * layers + 2 * buckets }
+
+    struct Event: Encodable {
+        var name: String
+        var cat: String?
+        var ph: String
+        var ts: Double?
+        var dur: Double?
+        var pid: Int
+        var tid: Int
+        var args: [String: String]?
+    }
+
+    struct File: Encodable {
+        var traceEvents: [Event]
+        var displayTimeUnit = "ms"
+        var otherData: [String: String]
+    }
+
+    /// Builds the trace from every rank's timeline. Times are microseconds
+    /// since the barrier that started the timed loop on every rank.
+    public static func chromeTrace(ranks: [RankTimings], hosts: [String], layerNames: [String],
+                                   bucketNames: [String], title: String) throws -> Data {
+        var events: [Event] = []
+        let stride = stride(layers: layerNames.count, buckets: bucketNames.count)
+        for (r, t) in ranks.enumerated() {
+            let host = r < hosts.count ? hosts[r] : "?"
+            events.append(Event(name: "process_name", ph: "M", pid: r, tid: 0, args: ["name": "rank \(r) (\(host))"]))
+            events.append(Event(name: "process_sort_index", ph: "M", pid: r, tid: 0, args: ["sort_index": "\(r)"]))
+            events.append(Event(name: "thread_name", ph: "M", pid: r, tid: 0, args: ["name": "compute"]))
+            events.append(Event(name: "thread_name", ph: "M", pid: r, tid: 1, args: ["name": "communication"]))
+            let steps = stride > 0 ? t.timeline.count / stride : 0
+            for s in 0..<steps {
+                let v = t.timeline[(s * stride)..<((s + 1) * stride)].map { $0 }
+                events.append(Event(name: "step \(s)", cat: "step", ph: "X", ts: v[0] * 1e6, dur: v[1] * 1e6, pid: r, tid: 0, args: nil))
+                for (l, name) in layerNames.enumerated() {
+                    let o = 2 + 4 * l
+                    events.append(Event(name: "\(name) fwd", cat: "forward", ph: "X", ts: v[o] * 1e6, dur: v[o + 1] * 1e6,
+                                        pid: r, tid: 0, args: nil))
+                    if v[o + 2] >= 0 {
+                        events.append(Event(name: "\(name) bwd", cat: "backward", ph: "X", ts: v[o + 2] * 1e6, dur: v[o + 3] * 1e6,
+                                            pid: r, tid: 0, args: nil))
+                    }
+                }
+                for (b, name) in bucketNames.enumerated() {
+                    let o = 2 + 4 * layerNames.count + 2 * b
+                    if v[o] >= 0 {
+                        events.append(Event(name: name, cat: "allreduce", ph: "X", ts: v[o] * 1e6, dur: v[o + 1] * 1e6,
+                                            pid: r, tid: 1, args: ["step": "\(s)"]))
+                    }
+                }
+            }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return try encoder.encode(File(traceEvents: events, otherData: ["title": title]))
+    }
+}
