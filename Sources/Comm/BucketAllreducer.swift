@@ -37,6 +37,9 @@ public final class BucketAllreducer {
     public private(set) var exposedWait: Double = 0
 
     public static let requiredThreadLevel = ThreadLevel.serialized
+    /// Told about each allreduce, when the job runs one.
+    public var watchdog: Watchdog?
+    var step = 0
 
     public let waitMode: CommWait
 
@@ -59,8 +62,9 @@ public final class BucketAllreducer {
     }
 
     /// Clears last step's state. Call before backward.
-    public func beginStep() {
+    public func beginStep(_ step: Int) {
         lock.lock()
+        self.step = step
         for i in done.indices { done[i] = false }
         head = 0; tail = 0
         exposedWait = 0
@@ -102,12 +106,15 @@ public final class BucketAllreducer {
             while head == tail && !stopping { lock.wait() }
             if head == tail && stopping { lock.unlock(); return }
             let b = queue[head]
+            let step = self.step
             head += 1
             lock.unlock()
 
+            watchdog?.announce(step: step, id: b)
             let t0 = now()
             world.allreduceSum(base + buckets[b].offset, count: buckets[b].count, wait: waitMode)
             let t1 = now()
+            watchdog?.completed()
 
             lock.lock()
             startTimes[b] = t0

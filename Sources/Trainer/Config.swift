@@ -42,6 +42,17 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var checkEvery: Int?
     /// Cycle through a fixed synthetic set of this many samples.
     public var datasetSize: Int?
+    /// Abort when a collective has not completed after this many seconds (0: never).
+    public var timeout: Double = 300
+    /// On a NaN or Inf gradient: skip that step's update on all ranks (else stop).
+    public var skipNonfinite = false
+    /// Rank 0 writes a checkpoint into this folder every `checkpointEvery` steps.
+    public var checkpointDir: String?
+    public var checkpointEvery: Int?
+    /// Resume from the checkpoint in this folder.
+    public var resumeDir: String?
+    /// A fault to inject, for testing the reliability paths.
+    public var fault: Fault?
     /// Run the sgemm peak probe at start (for the report's % of peak).
     public var peakProbe = true
     /// Keep every timed step's layer and bucket times (for --trace).
@@ -62,6 +73,17 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         guard bucketMB >= 0, bucketMB.isFinite else { throw TrainerError.usage("--bucket-mb must be 0 or more, got \(bucketMB)") }
         if let k = checkEvery { try positive(k, "--check-every") }
         try positive(pollMicroseconds, "--poll-us")
+        guard timeout >= 0, timeout.isFinite else { throw TrainerError.usage("--timeout must be 0 (off) or more seconds, got \(timeout)") }
+        if let k = checkpointEvery { try positive(k, "--checkpoint-every") }
+        if (checkpointDir == nil) != (checkpointEvery == nil) {
+            throw TrainerError.usage("--checkpoint-dir and --checkpoint-every go together")
+        }
+        if (checkpointDir != nil || resumeDir != nil) && mode != .train {
+            throw TrainerError.usage("checkpoints hold training state: --checkpoint-dir and --resume need --mode train")
+        }
+        if skipNonfinite && !mode.hasBackward {
+            throw TrainerError.usage("--skip-nonfinite needs a mode with backward (train or forward-backward)")
+        }
         if let d = datasetSize { try positive(d, "--dataset-size") }
         guard optimizer.learningRate.isFinite, optimizer.learningRate >= 0 else {
             throw TrainerError.usage("--lr must be a finite number ≥ 0")
@@ -70,6 +92,24 @@ public struct TrainConfig: Codable, Equatable, Sendable {
 
     public var keepProbability: Float { mode == .forward ? 1 : 0.5 }
     public var objective: Objective { mode == .train ? .crossEntropy : .l2 }
+}
+
+/// A fault injected at a step on one rank, to test that the job fails fast
+/// and names what failed (`kill:RANK:STEP`, `stall:RANK:STEP`, `nan:RANK:STEP`).
+public struct Fault: Codable, Equatable, Sendable {
+    public enum Kind: String, Codable, Sendable { case kill, stall, nan }
+    public var kind: Kind
+    public var rank: Int
+    public var step: Int
+
+    public init(parsing text: String) throws {
+        let parts = text.split(separator: ":").map(String.init)
+        guard parts.count == 3, let kind = Kind(rawValue: parts[0]), let rank = Int(parts[1]), let step = Int(parts[2]),
+              rank >= 0, step >= 0 else {
+            throw TrainerError.usage("--inject-fault takes KIND:RANK:STEP with KIND kill, stall or nan, got \(text)")
+        }
+        self.kind = kind; self.rank = rank; self.step = step
+    }
 }
 
 /// `auto` polls when the node's ranks × BLAS threads exceed its cores (a

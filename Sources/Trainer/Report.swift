@@ -40,6 +40,9 @@ public struct RunReport: Codable, Sendable {
         public var allreduce: Double
         public var exposed: Double
         public var peakRssBytes: Int
+        /// Resident memory at the 100th timed step and at the end (memory must stay flat).
+        public var rssAtStep100Bytes: Int? = nil
+        public var rssAtEndBytes: Int? = nil
         /// Raw per-step times.
         public var steps: [StepTimes]
     }
@@ -101,6 +104,10 @@ public struct RunReport: Codable, Sendable {
     public var peakGflopsPerRank: Double? = nil
     /// gflopsPerSecondPerRank / peakGflopsPerRank.
     public var peakShare: Double? = nil
+    /// Steps whose update was skipped for a NaN/Inf gradient (--skip-nonfinite).
+    public var skippedSteps: Int? = nil
+    /// Why the report is incomplete, when it is.
+    public var note: String? = nil
 }
 
 /// What one rank measured, as sent to rank 0 in one MPI_Gatherv of doubles.
@@ -117,6 +124,11 @@ public struct RankTimings: Equatable, Sendable {
     /// Timeline events (Timeline.stride values per timed step), seconds since
     /// the common start; empty unless a trace was asked for.
     public var timeline: [Double]
+    /// Resident memory at the 100th timed step (0 if the run was shorter) and at the end.
+    public var residentAtStep100 = 0
+    public var residentAtEnd = 0
+    /// Steps whose update was skipped for a non-finite gradient.
+    public var skippedSteps = 0
 
     public init(steps: [StepTimes], layerMeans: [Double], bucketMeans: [Double], peakRssBytes: Int,
                 peakGflops: Double, timeline: [Double] = []) {
@@ -130,7 +142,8 @@ public struct RankTimings: Equatable, Sendable {
 
     public var packed: [Double] {
         var v: [Double] = [Double(steps.count), Double(layerMeans.count), Double(bucketMeans.count),
-                           Double(timeline.count), Double(peakRssBytes), peakGflops]
+                           Double(timeline.count), Double(peakRssBytes), peakGflops,
+                           Double(residentAtStep100), Double(residentAtEnd), Double(skippedSteps)]
         for r in steps { v += r.packed }
         return v + layerMeans + bucketMeans + timeline
     }
@@ -139,7 +152,10 @@ public struct RankTimings: Equatable, Sendable {
         let n = Int(v[0]), l = Int(v[1]), b = Int(v[2]), t = Int(v[3])
         peakRssBytes = Int(v[4])
         peakGflops = v[5]
-        var o = 6
+        residentAtStep100 = Int(v[6])
+        residentAtEnd = Int(v[7])
+        skippedSteps = Int(v[8])
+        var o = 9
         steps = (0..<n).map { i in StepTimes(packed: v[(o + i * StepTimes.fields)..<(o + (i + 1) * StepTimes.fields)]) }
         o += n * StepTimes.fields
         layerMeans = Array(v[o..<(o + l)]); o += l
@@ -163,12 +179,14 @@ public struct RunEnvironment: Sendable {
 extension RunReport {
     /// Gathers every rank's timings; returns them on rank 0, nil elsewhere.
     public static func gatherTimings(_ t: DataParallelTrainer) -> [RankTimings]? {
-        t.world.gather(t.timings.packed)?.map(RankTimings.init(packed:))
+        let mine = t.timings.packed
+        return t.collective(.gather, step: t.config.warmup + t.config.steps) { t.world.gather(mine) }?
+            .map(RankTimings.init(packed:))
     }
 
     /// Builds the report from all ranks' timings. Pure: no MPI, no clock.
     public static func make(config: TrainConfig, plan: BucketPlan, ranks all: [RankTimings], environment env: RunEnvironment,
-                            checksum: UInt64, command: [String], startedAt: Date, complete: Bool = true) -> RunReport {
+                            checksum: UInt64, command: [String], startedAt: String, complete: Bool = true) -> RunReport {
         let spec = config.network
         let specs = spec.layers
         let layerCount = specs.count
@@ -183,7 +201,9 @@ extension RunReport {
             ranks.append(Rank(rank: r, host: r < env.hosts.count ? env.hosts[r] : "?", stepSeconds: Summary(records.map(\.wall)),
                               data: mean(\.data), forward: mean(\.forward), backward: mean(\.backward),
                               optimizer: mean(\.optimizer), allreduce: mean(\.allreduce), exposed: mean(\.exposed),
-                              peakRssBytes: timings.peakRssBytes, steps: records))
+                              peakRssBytes: timings.peakRssBytes,
+                              rssAtStep100Bytes: timings.residentAtStep100 > 0 ? timings.residentAtStep100 : nil,
+                              rssAtEndBytes: timings.residentAtEnd > 0 ? timings.residentAtEnd : nil, steps: records))
         }
         let slowest = ranks.max { $0.stepSeconds.mean < $1.stepSeconds.mean }!
         let meanOfMeans = ranks.map(\.stepSeconds.mean).reduce(0, +) / Double(ranks.count)
@@ -216,7 +236,7 @@ extension RunReport {
                    bytes: e.bytes, allreduceSeconds: b < rank0Buckets.count ? rank0Buckets[b] : 0)
         }
         var report = RunReport(
-            complete: complete, startedAt: ISO8601DateFormatter().string(from: startedAt), command: command,
+            complete: complete, startedAt: startedAt, command: command,
             model: spec.model.rawValue, imageSize: spec.imageSize, classes: spec.classes, widthDivisor: spec.widthDivisor,
             mode: config.mode.rawValue, objective: config.mode.hasBackward ? config.objective.rawValue : nil,
             ranks: all.count, batchPerRank: config.batchPerRank, globalBatch: globalBatch,
@@ -233,6 +253,7 @@ extension RunReport {
             lossPerStep: lossPerStep, parameterChecksum: Checksum.hex(checksum),
             peakRssBytes: ranks.map(\.peakRssBytes).max() ?? 0, perRank: ranks, layers: layers)
         report.peakGflopsPerRank = peak
+        report.skippedSteps = all.first?.skippedSteps
         report.peakShare = peak > 0 ? report.gflopsPerSecondPerRank / peak : nil
         return report
     }
@@ -275,6 +296,14 @@ public func writeAtomically(_ data: Data, to path: String) throws {
         unlink(tmp)
         throw TrainerError.failed("cannot write \(path): \(reason)")
     }
+}
+
+/// Resident set size of this process now, bytes (/proc/self/statm).
+public func currentResidentBytes() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let fields = text.split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
 }
 
 /// Peak resident set size of this process, bytes.

@@ -49,6 +49,17 @@ func checkWritable(_ path: String?, flag: String) throws {
     }
 }
 
+/// Refuses a folder that does not exist (or cannot be written, when asked).
+func checkFolder(_ path: String, flag: String, writable: Bool) throws {
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
+        throw TrainerError.usage("\(flag) \(path): no such folder")
+    }
+    if writable && !FileManager.default.isWritableFile(atPath: path) {
+        throw TrainerError.usage("\(flag) \(path): folder is not writable")
+    }
+}
+
 func printOut(_ s: String) {
     print(s)
     fflush(stdout)

@@ -48,6 +48,18 @@ struct RunOptions: ParsableArguments {
     var checkEvery: Int?
     @Option(help: "Cycle through a fixed synthetic set of this many samples.")
     var datasetSize: Int?
+    @Option(help: "Abort, naming the ranks that have not arrived, when a collective has not completed after this many seconds (0: never).")
+    var timeout: Double = 300
+    @Flag(help: "Skip (on all ranks) the update of a step whose gradient has a NaN or Inf, and count it, instead of stopping.")
+    var skipNonfinite = false
+    @Option(help: "Folder where rank 0 writes checkpoints (with --checkpoint-every).")
+    var checkpointDir: String?
+    @Option(help: "Write a checkpoint every K steps.")
+    var checkpointEvery: Int?
+    @Option(help: "Resume from the checkpoint in this folder.")
+    var resume: String?
+    @Option(help: .hidden)
+    var injectFault: String?
 
     /// The configuration for a job of `ranks` ranks.
     func config(ranks: Int) throws -> TrainConfig {
@@ -77,6 +89,15 @@ struct RunOptions: ParsableArguments {
         c.checkEvery = checkEvery
         c.commWait = commWait
         c.pollMicroseconds = pollUs
+        c.timeout = timeout
+        c.skipNonfinite = skipNonfinite
+        c.checkpointDir = checkpointDir
+        c.checkpointEvery = checkpointEvery
+        c.resumeDir = resume
+        if let f = injectFault { c.fault = try Fault(parsing: f) }
+        for (flag, dir) in [("--checkpoint-dir", checkpointDir), ("--resume", resume)] {
+            if let dir { try checkFolder(dir, flag: flag, writable: flag == "--checkpoint-dir") }
+        }
         c.datasetSize = datasetSize
         if let t = threads, t < 1 { throw TrainerError.usage("--threads must be at least 1, got \(t)") }
         try c.validate()

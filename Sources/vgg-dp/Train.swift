@@ -19,7 +19,7 @@ struct Train: ParsableCommand {
     var noPeakProbe = false
 
     func run() throws {
-        let started = Date()
+        let started = ISO8601DateFormatter().string(from: Date())
         try withWorld { world in
             var config = try options.config(ranks: world.size)
             config.peakProbe = !noPeakProbe
@@ -35,41 +35,74 @@ struct Train: ParsableCommand {
             }
 
             let trainer = try DataParallelTrainer(config: config, world: world, blasThreads: threads)
-            if world.isRoot && world.size > 1 && config.mode.hasBackward {
-                printOut("communication: \(trainer.commWaitDescription)")
+            do {
+                try train(trainer, config: config, world: world, started: started)
+            } catch {
+                trainer.shutdown()
+                throw error
             }
-            let total = config.steps
-            let checksum = try trainer.run { step, times in
-                if world.isRoot {
-                    let eta = Double(total - step - 1) * times.wall
-                    printOut(Text.progress(step: step, seconds: times.wall) + "  (\(step + 1)/\(total), ETA \(Text.duration(eta)))")
-                }
+        }
+    }
+
+    func train(_ trainer: DataParallelTrainer, config: TrainConfig, world: World, started: String) throws {
+        if let dir = config.resumeDir {
+            try trainer.resume(from: dir)
+            if world.isRoot { printOut("resumed from \(dir) at step \(trainer.startStep)") }
+        }
+        // Everything the signal path needs is computed now: it has about a second.
+        let environment = trainer.environment
+        let signals = StopSignals(trainer: trainer, world: world) { snapshot, signal in
+            // mpirun follows SIGINT/SIGTERM with SIGKILL about a second
+            // later: rank 0 writes what it has, marked incomplete, now.
+            guard let path = report else { return }
+            let partial = RunReport.make(config: config, plan: trainer.plan, ranks: [snapshot], environment: environment,
+                                         checksum: 0, command: CommandLine.arguments, startedAt: started, complete: false)
+            var marked = partial
+            marked.note = "stopped by signal \(signal) after \(snapshot.steps.count) timed steps; timings of rank 0 only; no checksum"
+            try? marked.write(to: path)
+        }
+        defer { signals.cancel() }
+        if world.isRoot && world.size > 1 && config.mode.hasBackward {
+            printOut("communication: \(trainer.commWaitDescription)")
+        }
+        let total = config.steps
+        let checksum = try trainer.run { step, times in
+            if world.isRoot {
+                let eta = Double(total - step - 1) * times.wall
+                printOut(Text.progress(step: step, seconds: times.wall) + "  (\(step + 1)/\(total), ETA \(Text.duration(eta)))")
             }
-            trainer.shutdown()
-            guard let ranks = RunReport.gatherTimings(trainer) else { return }
-            let result = RunReport.make(config: config, plan: trainer.plan, ranks: ranks, environment: trainer.environment,
-                                        checksum: checksum, command: CommandLine.arguments, startedAt: started)
-            printOut(result.closingLines)
-            printOut("\nper rank (ms per step):\n" + result.rankTable)
-            printOut("\nper layer (rank mean, ms per step):\n" + result.layerTable)
-            printOut("\noutside sgemm: \(Text.fixed(100 * result.nonGemmShare, 1))% of forward+backward layer time")
-            printOut("parameter checksum: \(result.parameterChecksum) (identical on all \(world.size) rank(s))")
-            if let path = report {
-                try result.write(to: path)
-                printOut("report: \(path)")
-            }
-            if let path = csv {
-                try result.appendCSV(to: path)
-                printOut("csv: \(path)")
-            }
-            if let path = trace {
-                let data = try Timeline.chromeTrace(
-                    ranks: ranks, hosts: world.hostNames, layerNames: config.network.layers.map(\.name),
-                    bucketNames: trainer.plan.buckets.enumerated().map { "allreduce bucket \($0.offset) (\(Text.fixed(Double($0.element.bytes) / 1_048_576, 1)) MiB)" },
-                    title: "vgg-dp \(config.network.model.rawValue) \(config.mode.rawValue) \(world.size) ranks")
-                try writeAtomically(data, to: path)
-                printOut("trace: \(path)")
-            }
+        }
+        let gathered = RunReport.gatherTimings(trainer)
+        trainer.shutdown()
+        guard let ranks = gathered else { return }
+        let result = RunReport.make(config: config, plan: trainer.plan, ranks: ranks, environment: environment,
+                                    checksum: checksum, command: CommandLine.arguments, startedAt: started)
+        printOut(result.closingLines)
+        printOut("\nper rank (ms per step):\n" + result.rankTable)
+        printOut("\nper layer (rank mean, ms per step):\n" + result.layerTable)
+        printOut("\noutside sgemm: \(Text.fixed(100 * result.nonGemmShare, 1))% of forward+backward layer time")
+        printOut("parameter checksum: \(result.parameterChecksum) (identical on all \(world.size) rank(s))")
+        if let skipped = result.skippedSteps, skipped > 0 {
+            printOut("skipped updates (non-finite gradients): \(skipped)")
+        }
+        if let r = result.perRank.first, let a = r.rssAtStep100Bytes, let b = r.rssAtEndBytes {
+            printOut("resident memory, rank 0: \(a / 1_048_576) MiB at step 100, \(b / 1_048_576) MiB at the end")
+        }
+        if let path = report {
+            try result.write(to: path)
+            printOut("report: \(path)")
+        }
+        if let path = csv {
+            try result.appendCSV(to: path)
+            printOut("csv: \(path)")
+        }
+        if let path = trace {
+            let data = try Timeline.chromeTrace(
+                ranks: ranks, hosts: world.hostNames, layerNames: config.network.layers.map(\.name),
+                bucketNames: trainer.plan.buckets.enumerated().map { "allreduce bucket \($0.offset) (\(Text.fixed(Double($0.element.bytes) / 1_048_576, 1)) MiB)" },
+                title: "vgg-dp \(config.network.model.rawValue) \(config.mode.rawValue) \(world.size) ranks")
+            try writeAtomically(data, to: path)
+            printOut("trace: \(path)")
         }
     }
 

@@ -40,7 +40,7 @@ final class ReportingTests: XCTestCase {
         let env = RunEnvironment(hosts: ["a", "b"], blasThreads: 1, blasCore: "Haswell", blasConfig: "", openblasCoretype: nil,
                                  mpiLibrary: "", mpiThreadLevel: "", commWait: "none")
         let r = RunReport.make(config: config, plan: BucketPlan(spec: config.network, bucketMB: 25), ranks: ranks,
-                               environment: env, checksum: 0xABC, command: ["vgg-dp"], startedAt: Date(timeIntervalSince1970: 0))
+                               environment: env, checksum: 0xABC, command: ["vgg-dp"], startedAt: "1970-01-01T00:00:00Z")
         // Rank means: 2 and 3; the slowest rank (mean 3) sets the step time.
         XCTAssertEqual(r.stepSeconds.mean, 3)
         XCTAssertEqual(r.stepSeconds.sd, 1)

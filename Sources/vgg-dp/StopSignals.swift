@@ -1,0 +1,44 @@
+import Comm
+import Dispatch
+import Foundation
+import Trainer
+
+/// SIGINT and SIGTERM: rank 0 hands a snapshot of its timings to `onStop`
+/// (which writes a report marked incomplete) and exits with 128 + signal;
+/// the other ranks follow. Handled on a dispatch queue, not in a signal handler, so
+/// the work may allocate and write files.
+final class StopSignals {
+    let sources: [DispatchSourceSignal]
+
+    init(trainer: DataParallelTrainer, world: World, onStop: @escaping (RankTimings, Int32) -> Void) {
+        let queue = DispatchQueue(label: "vgg-dp signals")
+        // mpirun stops forwarding output when it is told to stop: a progress
+        // line written then must fail quietly, not kill rank 0 by SIGPIPE
+        // before it has written its report.
+        signal(SIGPIPE, SIG_IGN)
+        sources = [SIGINT, SIGTERM].map { sig in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler {
+                // The other ranks wait: the first rank to exit makes mpirun
+                // kill the rest at once, and rank 0 needs a moment to write.
+                if !world.isRoot { sleep(5) }
+                if world.isRoot {
+                    FileHandle.standardError.write(Data("vgg-dp: stopped by signal \(sig)\n".utf8))
+                    let t = RankTimings(steps: trainer.recordsSnapshot(), layerMeans: [], bucketMeans: [],
+                                        peakRssBytes: peakResidentBytes(), peakGflops: trainer.peakGflops)
+                    onStop(t, sig)
+                }
+                _exit(128 + sig)
+            }
+            source.resume()
+            return source
+        }
+    }
+
+    func cancel() {
+        for s in sources { s.cancel() }
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
+    }
+}
