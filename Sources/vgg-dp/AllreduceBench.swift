@@ -4,10 +4,17 @@ import Foundation
 import Trainer
 import VGGEngine
 
+extension CostFit.Weighting: ExpressibleByArgument {}
+
 struct AllreduceBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "allreduce-bench",
-        abstract: "Time MPI_Allreduce (float, sum, in place) over sizes up to the whole gradient, as nccl-tests report it.")
+        abstract: "Time MPI_Allreduce (float, sum, in place) over sizes up to the whole gradient, as nccl-tests report it.",
+        discussion: """
+        With 2 or more ranks it then fits the ring cost T(bytes) = 2(N−1)·α + 2·((N−1)/N)·bytes·β to the table's \
+        rows by least squares (α, β ≥ 0) and prints α in µs and 1/β in GB/s (the link bandwidth a ring uses). \
+        --json FILE writes the table and the fit; `vgg-dp model --fit FILE` reads it.
+        """)
 
     @Option(help: "Model whose gradient sets the largest size and the bucket plan.")
     var model: VGGModel = .vgg16
@@ -18,11 +25,25 @@ struct AllreduceBench: ParsableCommand {
     @Option(help: "Largest size in bytes (default: the whole gradient).") var maxBytes: Int?
     @Option(help: "Iterations for the largest size; smaller sizes run more, up to 1000.") var iterations = 5
     @Option(help: "Bucket size in MiB for the bucketed row.") var bucketMb: Double = 25
+    @Option(help: ArgumentHelp("Write the table and the α-β fit as JSON to this file (rank 0).", valueName: "FILE"))
+    var json: String?
+    @Option(help: "Weigh the fit's rows by relative error (every size counts the same) or absolute error (large sizes dominate).")
+    var fitWeighting: CostFit.Weighting = .relative
 
     func run() throws {
+        let started = Date()
         try withWorld { world in
             let spec = NetworkSpec(model: model, imageSize: imageSize, classes: classes, widthDivisor: widthDivisor)
             try spec.validate()
+            // Only rank 0 writes, and on a cluster the folder may exist on its
+            // host alone: rank 0 checks, and every rank learns the verdict.
+            var problem: String?
+            if world.isRoot {
+                do { try checkWritable(json, flag: "--json") } catch let e as TrainerError { problem = e.description }
+            }
+            if world.allreduceMax(problem == nil ? 0 : 1) > 0 {
+                throw TrainerError.usage(problem ?? "--json: rank 0 cannot write \(json ?? "")")
+            }
             let gradientBytes = spec.parameterCount * 4
             let top = maxBytes ?? gradientBytes
             guard minBytes >= 4, top >= minBytes, iterations >= 1 else {
@@ -39,11 +60,13 @@ struct AllreduceBench: ParsableCommand {
                                 "time_us" as NSString, "algbw_GB/s" as NSString, "busbw_GB/s" as NSString, "check" as NSString))
             }
             var wrong: [Int] = []
+            var rows: [AllreduceResult] = []
             for count in counts {
                 let iters = min(1000, max(iterations, iterations * (top / 4) / max(count, 1)))
                 let r = AllreduceBenchmark.run(world: world, counts: [count], iterations: iters)[0]
                 if world.isRoot { printOut(row(r)) }
                 if !r.correct { wrong.append(r.bytes) }
+                rows.append(r)
             }
             // The trainer's bucketed exchange of the whole gradient vs one call.
             let plan = BucketPlan(spec: spec, bucketMB: bucketMb)
@@ -55,6 +78,29 @@ struct AllreduceBench: ParsableCommand {
                 printOut(row(whole))
                 printOut("# whole gradient in \(plan.buckets.count) buckets of ~\(bucketMb) MiB, back to back:")
                 printOut(row(bucketed))
+                var fit: CostFit?
+                if world.size < 2 {
+                    printOut("# fit: none (one rank exchanges nothing; run with 2 or more ranks)")
+                } else {
+                    do {
+                        let f = try AllreduceBenchRecord.fit(ranks: world.size, rows: rows, weighting: fitWeighting)
+                        fit = f
+                        printOut("# fit of T(bytes) = 2(N−1)·α + 2·((N−1)/N)·bytes·β to the \(rows.count) rows above:")
+                        printOut("#   " + f.summary)
+                        printOut("# fit: alpha_us \(Text.fixed(f.cost.alpha * 1e6, 3)) beta_GB/s \(Text.fixed(f.cost.bandwidthGBps, 4))")
+                    } catch let e as TrainerError {
+                        printOut("# fit: none (\(e.description))")
+                    }
+                }
+                if let json {
+                    let record = AllreduceBenchRecord(
+                        startedAt: ISO8601DateFormatter().string(from: started), ranks: world.size, hosts: world.hostNames,
+                        mpiLibrary: World.libraryVersion, model: spec.model.rawValue, imageSize: spec.imageSize,
+                        widthDivisor: spec.widthDivisor, classes: spec.classes, gradientBytes: gradientBytes,
+                        bucketMb: bucketMb, rows: rows, wholeGradient: whole, bucketed: bucketed, fit: fit)
+                    try record.write(to: json)
+                    printOut("# json: \(json)")
+                }
             }
             if !wrong.isEmpty {
                 throw TrainerError.failed("allreduce gave wrong sums at sizes (bytes): \(wrong.map(String.init).joined(separator: ", "))")

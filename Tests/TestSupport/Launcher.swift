@@ -71,6 +71,32 @@ public enum Launcher {
                       stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
     }
 
+    /// Runs any command (`argv[0]` looked up on PATH) with a hard time limit:
+    /// `timeout` sends TERM to its process group after `timeout` seconds and
+    /// KILL 5 s later, so the test fails instead of hanging. Status 124 means
+    /// it timed out. `environment` is added to this process's environment.
+    public static func command(_ argv: [String], timeout: Int = 180, environment: [String: String] = [:]) throws -> Result {
+        let folder = temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let out = folder.appendingPathComponent("stdout"), err = folder.appendingPathComponent("stderr")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        process.arguments = ["-k", "5", String(timeout)] + argv
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = try FileHandle(forWritingTo: err)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus,
+                      stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+                      stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+    }
+
     /// Tiny configuration: VGG-11 on 32×32 images, channels ÷16, 10 classes.
     public static let tiny = ["--model", "vgg11", "--image-size", "32", "--width-divisor", "16", "--classes", "10"]
 }

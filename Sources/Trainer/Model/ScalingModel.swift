@@ -1,0 +1,295 @@
+import Foundation
+
+/// One rank's compute, measured on one rank: what the step costs without
+/// communication, and the bucket plan the trainer would use.
+public struct ComputeProfile: Codable, Equatable, Sendable {
+    /// A gradient bucket: its size and the lowest layer in it (the last one
+    /// backward reaches; its gradient completes the bucket).
+    public struct Bucket: Codable, Equatable, Sendable {
+        public var bytes: Int
+        public var lowestLayer: Int
+        public init(bytes: Int, lowestLayer: Int) {
+            self.bytes = bytes
+            self.lowestLayer = lowestLayer
+        }
+    }
+
+    /// Batch per rank the times were measured at.
+    public var batchPerRank: Int
+    /// Seconds per step: data generation.
+    public var data: Double
+    /// Forward and objective.
+    public var forward: Double
+    /// Backward per layer, forward order (layer 0 is the input side).
+    public var layerBackward: [Double]
+    /// The optimizer over all parameters (independent of the batch).
+    public var optimizer: Double
+    /// Buckets in the order backward completes them.
+    public var buckets: [Bucket]
+    /// Allreduce during backward (true) or after it.
+    public var overlap: Bool
+
+    public init(batchPerRank: Int, data: Double, forward: Double, layerBackward: [Double], optimizer: Double,
+                buckets: [Bucket], overlap: Bool = true) {
+        self.batchPerRank = batchPerRank
+        self.data = data
+        self.forward = forward
+        self.layerBackward = layerBackward
+        self.optimizer = optimizer
+        self.buckets = buckets
+        self.overlap = overlap
+    }
+
+    public var backward: Double { layerBackward.reduce(0, +) }
+    public var gradientBytes: Int { buckets.map(\.bytes).reduce(0, +) }
+
+    /// Checks what the model relies on: a positive batch, times ≥ 0, buckets
+    /// naming real layers.
+    public func validate() throws {
+        guard batchPerRank >= 1 else { throw TrainerError.usage("profile: batch per rank must be at least 1") }
+        let times = [data, forward, optimizer] + layerBackward
+        guard times.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+            throw TrainerError.usage("profile: phase and layer times must be finite and ≥ 0")
+        }
+        guard !buckets.isEmpty else { throw TrainerError.usage("profile: no gradient buckets (a forward-only run?)") }
+        for b in buckets where b.bytes < 0 || b.lowestLayer < 0 || b.lowestLayer >= layerBackward.count {
+            throw TrainerError.usage("profile: bucket with \(b.bytes) bytes names layer \(b.lowestLayer) of \(layerBackward.count)")
+        }
+    }
+}
+
+/// When one bucket's allreduce ran in a predicted step, seconds from the start of backward.
+public struct BucketTiming: Equatable, Sendable {
+    public var ready: Double
+    public var start: Double
+    public var end: Double
+}
+
+/// One predicted step on N ranks.
+public struct StepPrediction: Equatable, Sendable {
+    public var ranks: Int
+    public var batchPerRank: Int
+    public var globalBatch: Int { ranks * batchPerRank }
+    public var data: Double
+    public var forward: Double
+    public var backward: Double
+    /// The optimizer's own work (without waits).
+    public var update: Double
+    /// Sum of the buckets' allreduce times (hidden or not).
+    public var allreduce: Double
+    /// Time the compute thread waits for buckets after backward.
+    public var exposed: Double
+    public var step: Double
+    public var buckets: [BucketTiming]
+    public var imagesPerSecond: Double { step > 0 ? Double(globalBatch) / step : 0 }
+    /// The optimizer phase as the trainer measures it: update plus waits.
+    public var optimizerPhase: Double { update + exposed }
+}
+
+/// Predicts data-parallel step time from a one-rank profile and an α-β link
+/// cost, with the trainer's bucket plan and overlap: bucket b's allreduce can
+/// start when backward has finished its lowest layer; buckets go out one after
+/// another on one communication thread; after backward, the optimizer steps
+/// bucket by bucket, each as soon as its allreduce is done. Pure.
+public enum ScalingModel {
+    /// `computeScale` multiplies every compute time (hosts faster or slower
+    /// than the profiled one, or sharing cores). Data, forward and backward
+    /// scale with the batch per rank (linear in the batch); the optimizer
+    /// does not.
+    public static func step(profile p: ComputeProfile, cost: LinkCost, ranks: Int, batchPerRank: Int,
+                            computeScale: Double = 1) -> StepPrediction {
+        let f = computeScale * Double(batchPerRank) / Double(p.batchPerRank)
+        let layers = p.layerBackward.map { $0 * f }
+        let backward = layers.reduce(0, +)
+        let update = p.optimizer * computeScale
+        // readyAfter[i]: backward time from its start through layer i (layers run last to first).
+        var readyAfter = [Double](repeating: 0, count: layers.count)
+        var sum = 0.0
+        for i in stride(from: layers.count - 1, through: 0, by: -1) {
+            sum += layers[i]
+            readyAfter[i] = sum
+        }
+        let totalBytes = Double(max(p.gradientBytes, 1))
+        let share = p.buckets.map { Double($0.bytes) / totalBytes }
+
+        var timings: [BucketTiming] = []
+        var t = backward
+        var exposed = 0.0, allreduce = 0.0
+        if ranks > 1 && p.overlap {
+            var commFree = 0.0
+            for b in p.buckets {
+                let ready = readyAfter[b.lowestLayer]
+                let start = max(ready, commFree)
+                let end = start + cost.allreduceSeconds(bytes: Double(b.bytes), ranks: ranks)
+                commFree = end
+                timings.append(BucketTiming(ready: ready, start: start, end: end))
+                allreduce += end - start
+            }
+            for (k, timing) in timings.enumerated() {
+                if timing.end > t {
+                    exposed += timing.end - t
+                    t = timing.end
+                }
+                t += update * share[k]
+            }
+        } else if ranks > 1 {
+            // Without overlap the compute thread reduces each bucket, then steps it.
+            for (k, b) in p.buckets.enumerated() {
+                let d = cost.allreduceSeconds(bytes: Double(b.bytes), ranks: ranks)
+                timings.append(BucketTiming(ready: backward, start: t, end: t + d))
+                allreduce += d
+                exposed += d
+                t += d + update * share[k]
+            }
+        } else {
+            t += update
+        }
+        let data = p.data * f, forward = p.forward * f
+        return StepPrediction(ranks: ranks, batchPerRank: batchPerRank, data: data, forward: forward, backward: backward,
+                              update: update, allreduce: allreduce, exposed: exposed, step: data + forward + t,
+                              buckets: timings)
+    }
+
+    /// Strong (global batch split over the ranks) or weak (batch per rank
+    /// fixed) scaling over `ranks`. Rank counts that do not divide a strong
+    /// global batch are left out and listed in `skipped`.
+    public static func study(profile: ComputeProfile, cost: LinkCost, kind: StudyKind, batch: Int, ranks: [Int],
+                             computeScale: Double = 1) throws -> ModelStudy {
+        try profile.validate()
+        guard kind != .sweep else { throw TrainerError.usage("model: the kind is strong or weak") }
+        guard batch >= 1 else { throw TrainerError.usage("model: the batch must be at least 1, got \(batch)") }
+        guard computeScale > 0, computeScale.isFinite else {
+            throw TrainerError.usage("model: --compute-scale must be a positive number, got \(computeScale)")
+        }
+        guard !ranks.isEmpty, ranks.allSatisfy({ $0 >= 1 }) else {
+            throw TrainerError.usage("model: rank counts must be positive integers")
+        }
+        var rows: [StepPrediction] = []
+        var skipped: [Int] = []
+        for n in Set(ranks).sorted() {
+            if kind == .strong {
+                guard batch % n == 0 else { skipped.append(n); continue }
+                rows.append(step(profile: profile, cost: cost, ranks: n, batchPerRank: batch / n, computeScale: computeScale))
+            } else {
+                rows.append(step(profile: profile, cost: cost, ranks: n, batchPerRank: batch, computeScale: computeScale))
+            }
+        }
+        guard !rows.isEmpty else {
+            throw TrainerError.usage("model: the global batch \(batch) divides by none of the rank counts \(ranks.map(String.init).joined(separator: " "))")
+        }
+        return ModelStudy(kind: kind, rows: rows, skipped: skipped)
+    }
+}
+
+/// Predicted scaling: rows by rank count; speedup and efficiency relative to
+/// the first row, with the formulas of measured studies (ScalingStudy).
+public struct ModelStudy: Sendable {
+    public var kind: StudyKind
+    public var rows: [StepPrediction]
+    public var skipped: [Int]
+
+    public var baseline: StepPrediction { rows[0] }
+
+    public func speedup(_ r: StepPrediction) -> Double {
+        baseline.imagesPerSecond > 0 ? r.imagesPerSecond / baseline.imagesPerSecond : 0
+    }
+
+    /// Strong: T_b·N_b / (N·T_N); weak: T_b / T_N.
+    public func efficiency(_ r: StepPrediction) -> Double {
+        guard r.step > 0 else { return 0 }
+        switch kind {
+        case .strong: return baseline.step * Double(baseline.ranks) / (Double(r.ranks) * r.step)
+        default: return baseline.step / r.step
+        }
+    }
+
+    /// The CSV `vgg-dp report` writes for a scaling study (same columns), so
+    /// that scripts/plot.py draws the same plots. One rank per host; phase
+    /// columns are the model's; optimizer_s includes the waits, as measured.
+    public func csv(model: String, imageSize: Int, mode: String, blasThreads: Int, file: String) -> String {
+        var lines = [ScalingStudy.scalingColumns.joined(separator: ",")]
+        func num(_ x: Double) -> String { x.isFinite ? "\(x)" : "" }
+        for r in rows {
+            let fields: [String] = [
+                String(r.ranks), String(r.batchPerRank), String(r.globalBatch), String(r.ranks), String(blasThreads),
+                num(r.step), "0", num(r.imagesPerSecond), num(speedup(r)), num(efficiency(r)),
+                num(r.step > 0 ? r.exposed / r.step : 0), num(r.step > 0 ? r.allreduce / r.step : 0), "1",
+                num(r.data), num(r.forward), num(r.backward), num(r.optimizerPhase), num(r.allreduce), num(r.exposed),
+                kind.rawValue, model, String(imageSize), mode, file,
+            ]
+            lines.append(fields.map(ScalingStudy.csvField).joined(separator: ","))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// A Markdown table, one row per rank count.
+    public func markdownTable() -> [String] {
+        func ms(_ x: Double) -> String { Text.fixed(x * 1000, x * 1000 >= 100 ? 1 : 2) }
+        let header = ["ranks", "batch/rank", "global batch", "step ms", "compute ms", "allreduce ms", "exposed ms",
+                      "images/s", "speedup", "efficiency"]
+        let body = rows.map { r in
+            [String(r.ranks), String(r.batchPerRank), String(r.globalBatch), ms(r.step),
+             ms(r.data + r.forward + r.backward + r.update), ms(r.allreduce), ms(r.exposed),
+             Text.fixed(r.imagesPerSecond, 1), Text.fixed(speedup(r), 1) + "×", Text.fixed(100 * efficiency(r), 1) + "%"]
+        }
+        return ScalingStudy.markdownTable(header, body, leftColumns: 0)
+    }
+}
+
+extension ComputeProfile {
+    /// The profile a one-rank run report holds: phase means of rank 0, the
+    /// per-layer backward times scaled to sum to the backward phase (the
+    /// phase also holds what falls between layers), and the report's buckets.
+    public init(report r: RunReport) throws {
+        guard r.ranks == 1 else {
+            throw TrainerError.usage("model: the profile has \(r.ranks) ranks; it must be a one-rank run (vgg-dp --report FILE without mpirun, or -n 1), so that no communication is in its times")
+        }
+        guard r.mode != Mode.forward.rawValue else {
+            throw TrainerError.usage("model: the profile is a forward-only run; profile --mode train (or forward-backward)")
+        }
+        guard let rank = r.perRank.first, rank.stepSeconds.mean > 0 else {
+            throw TrainerError.usage("model: the profile has no timed steps")
+        }
+        self = try ComputeProfile.measured(
+            batchPerRank: r.batchPerRank, data: rank.data, forward: rank.forward, backwardPhase: rank.backward,
+            optimizer: rank.optimizer, layerNames: r.layers.map(\.name), layerBackward: r.layers.map(\.backwardSeconds),
+            bucketLayers: r.buckets.map(\.layers), bucketBytes: r.buckets.map(\.bytes), overlap: r.overlap)
+    }
+
+    /// A profile from measured phase means, per-layer backward times (forward
+    /// order) and buckets given by layer names. The layer times are scaled to
+    /// sum to the backward phase, which also holds what falls between layers.
+    public static func measured(batchPerRank: Int, data: Double, forward: Double, backwardPhase: Double, optimizer: Double,
+                                layerNames: [String], layerBackward: [Double], bucketLayers: [[String]], bucketBytes: [Int],
+                                overlap: Bool) throws -> ComputeProfile {
+        guard !layerNames.isEmpty, layerNames.count == layerBackward.count else {
+            throw TrainerError.usage("model: the profile has no per-layer backward times")
+        }
+        guard !bucketLayers.isEmpty, bucketLayers.count == bucketBytes.count else {
+            throw TrainerError.usage("model: the profile has no bucket plan")
+        }
+        let names = Dictionary(layerNames.enumerated().map { ($0.element, $0.offset) }, uniquingKeysWith: { a, _ in a })
+        let buckets = try zip(bucketLayers, bucketBytes).enumerated().map { b, entry -> Bucket in
+            let indices = try entry.0.map { name -> Int in
+                guard let i = names[name] else { throw TrainerError.usage("model: bucket \(b) names layer \(name), which the profile does not have") }
+                return i
+            }
+            guard let lowest = indices.min() else { throw TrainerError.usage("model: bucket \(b) has no layers") }
+            return Bucket(bytes: entry.1, lowestLayer: lowest)
+        }
+        let sum = layerBackward.reduce(0, +)
+        let layers = sum > 0 ? layerBackward.map { $0 * backwardPhase / sum }
+            : [Double](repeating: backwardPhase / Double(layerBackward.count), count: layerBackward.count)
+        let profile = ComputeProfile(batchPerRank: batchPerRank, data: data, forward: forward, layerBackward: layers,
+                                     optimizer: optimizer, buckets: buckets, overlap: overlap)
+        try profile.validate()
+        return profile
+    }
+
+    /// The same compute with another bucket plan (layer indices as in the profile).
+    public func with(plan: BucketPlan) -> ComputeProfile {
+        var p = self
+        p.buckets = plan.buckets.compactMap { e in e.layers.min().map { Bucket(bytes: e.bytes, lowestLayer: $0) } }
+        return p
+    }
+}

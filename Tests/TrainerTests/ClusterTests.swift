@@ -1,0 +1,83 @@
+import Foundation
+import TestSupport
+@testable import Trainer
+import XCTest
+
+/// A 2-host job on the simulated cluster (scripts/cluster.sh: network
+/// namespaces on a bridge, TCP between them, one rank per namespace): it must
+/// train, its replicas must agree, and each rank must report its own host.
+/// Uses its own cluster id, so a cluster someone has up for benchmarks is left
+/// alone, and always takes it down again.
+final class ClusterTests: XCTestCase {
+    static let clusterID = "201"
+    let script = Launcher.repoRoot.appendingPathComponent("scripts/cluster.sh").path
+    var environment: [String: String] { ["VGGDP_CLUSTER_ID": ClusterTests.clusterID, "VGGDP_BIN": Launcher.binary] }
+    let hosts = ["vggdp\(ClusterTests.clusterID)-h1", "vggdp\(ClusterTests.clusterID)-h2"]
+
+    /// Skips, saying why, where this machine cannot make network namespaces
+    /// (not root, no CAP_SYS_ADMIN/CAP_NET_ADMIN, no veth or bridge support).
+    func requireNamespaces() throws {
+        let probe = try Launcher.command(["bash", script, "check"], timeout: 30, environment: environment)
+        if probe.status != 0 {
+            throw XCTSkip("the simulated cluster needs Linux network namespaces, which cannot be created here: "
+                          + probe.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+    }
+
+    func cluster(_ arguments: [String], timeout: Int = 150) throws -> Launcher.Result {
+        try Launcher.command(["bash", script] + arguments, timeout: timeout, environment: environment)
+    }
+
+    func testTwoHostJobTrainsWithIdenticalReplicasAndOneHostPerRank() throws {
+        try requireNamespaces()
+        // Down even when an assertion fails or a run times out.
+        defer { _ = try? cluster(["down"], timeout: 60) }
+
+        let folder = Launcher.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let report = folder.appendingPathComponent("cluster.json").path
+        let train = try cluster(["run", "2", "--rate", "1gbit", "--"] + Launcher.tiny
+                                + ["--batch-size", "2", "--warmup", "1", "--steps", "3", "--threads", "1",
+                                   "--bucket-mb", "0.1", "--no-peak-probe", "--report", report])
+        XCTAssertEqual(train.status, 0, train.all)
+        // The mpirun command it used: TCP between hosts, launched through the agent.
+        XCTAssertTrue(train.stderr.contains("+ mpirun -n 2"), train.stderr)
+        XCTAssertTrue(train.stderr.contains("plm_rsh_agent"), train.stderr)
+        XCTAssertTrue(train.stderr.contains("--mca btl tcp\\,self") || train.stderr.contains("--mca btl tcp,self"), train.stderr)
+        XCTAssertTrue(train.stdout.contains("Train across 3 steps"), train.all)
+        XCTAssertTrue(train.stdout.contains("(identical on all 2 rank(s))"), train.all)
+        XCTAssertTrue(train.stdout.contains("ranks: 2 on 2 host(s)"), train.all)
+        let r = try RunReport.read(from: report)
+        XCTAssertEqual(r.ranks, 2)
+        XCTAssertEqual(r.hosts, hosts, "one simulated host per rank, by name")
+        XCTAssertEqual(r.perRank.map(\.host), hosts)
+        XCTAssertGreaterThan(r.buckets.count, 1, "several buckets: the overlapped path ran")
+
+        // The same cluster, again: a 2-rank job must equal 1 rank on the global batch.
+        let verify = try cluster(["run", "2", "--rate", "1gbit", "--down", "--", "verify"] + Launcher.tiny
+                                 + ["--batch-size", "2", "--warmup", "0", "--steps", "2", "--threads", "1", "--bucket-mb", "0.1"])
+        XCTAssertEqual(verify.status, 0, verify.all)
+        XCTAssertTrue(verify.stdout.contains("PASS"), verify.all)
+        XCTAssertTrue(verify.stdout.contains("replicas: identical"), verify.all)
+
+        // --down left nothing behind.
+        let status = try cluster(["status"], timeout: 30)
+        XCTAssertEqual(status.status, 0, status.all)
+        XCTAssertTrue(status.stdout.contains("cluster \(ClusterTests.clusterID): down"), status.all)
+        let etcHosts = (try? String(contentsOfFile: "/etc/hosts", encoding: .utf8)) ?? ""
+        XCTAssertFalse(etcHosts.contains("vgg-dp cluster.sh \(ClusterTests.clusterID)"), etcHosts)
+    }
+
+    func testBadArgumentsGetOneMessageAndStatus2() throws {
+        // No namespaces needed: cluster.sh refuses before touching anything.
+        for (args, expected) in [(["up", "0"], "N must be a positive integer"),
+                                 (["up", "2", "--rate", "fast"], "--rate: 'fast' is not a rate"),
+                                 (["run", "2", "--bogus"], "unknown option '--bogus'"),
+                                 (["frobnicate"], "unknown command 'frobnicate'")] {
+            let r = try cluster(args, timeout: 30)
+            XCTAssertEqual(r.status, 2, "\(args): \(r.all)")
+            XCTAssertTrue(r.stderr.contains(expected), "\(args): \(r.stderr)")
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, "\(args): one message: \(r.stderr)")
+        }
+    }
+}
