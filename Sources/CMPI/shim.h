@@ -21,6 +21,7 @@ static inline MPI_Request vggdp_request_null(void) { return MPI_REQUEST_NULL; }
 static inline int vggdp_success(void) { return MPI_SUCCESS; }
 static inline int vggdp_any_source(void) { return MPI_ANY_SOURCE; }
 static inline MPI_Datatype vggdp_int64(void) { return MPI_INT64_T; }
+static inline MPI_Datatype vggdp_uint16(void) { return MPI_UINT16_T; }
 static inline int vggdp_status_source(const MPI_Status *s) { return s->MPI_SOURCE; }
 static inline int vggdp_max_processor_name(void) { return MPI_MAX_PROCESSOR_NAME; }
 static inline int vggdp_max_library_version(void) { return MPI_MAX_LIBRARY_VERSION_STRING; }

@@ -42,8 +42,12 @@ public final class BucketAllreducer {
     var step = 0
 
     public let waitMode: CommWait
+    let dtype: GradientDType
+    /// 16-bit copy of the largest bucket, when gradients travel in 16 bits.
+    let staging: UnsafeMutablePointer<UInt16>?
 
-    public init(world: World, base: UnsafeMutablePointer<Float>, buckets: [Bucket], wait: CommWait = .blocking) throws {
+    public init(world: World, base: UnsafeMutablePointer<Float>, buckets: [Bucket], wait: CommWait = .blocking,
+                dtype: GradientDType = .fp32) throws {
         guard world.threadLevel >= Self.requiredThreadLevel else {
             throw CommError.threadLevel(required: Self.requiredThreadLevel, provided: world.threadLevel)
         }
@@ -51,6 +55,9 @@ public final class BucketAllreducer {
         self.base = base
         self.buckets = buckets
         waitMode = wait
+        self.dtype = dtype
+        let largest = buckets.map(\.count).max() ?? 0
+        staging = dtype == .fp32 ? nil : .allocate(capacity: max(largest, 1))
         queue = Array(repeating: 0, count: buckets.count + 1)
         done = Array(repeating: false, count: buckets.count)
         startTimes = Array(repeating: 0, count: buckets.count)
@@ -92,12 +99,14 @@ public final class BucketAllreducer {
 
     /// Stops the thread; call once, after the last step.
     public func stop() {
+        guard thread != nil else { return }
         lock.lock()
         stopping = true
         lock.broadcast()
         lock.unlock()
         while thread?.isFinished == false { usleep(100) }
         thread = nil
+        staging?.deallocate()
     }
 
     func run() {
@@ -112,7 +121,7 @@ public final class BucketAllreducer {
 
             watchdog?.announce(step: step, id: b)
             let t0 = now()
-            world.allreduceSum(base + buckets[b].offset, count: buckets[b].count, wait: waitMode)
+            world.allreduceSum(base + buckets[b].offset, count: buckets[b].count, dtype: dtype, staging: staging, wait: waitMode)
             let t1 = now()
             watchdog?.completed()
 

@@ -139,12 +139,27 @@ public final class World {
     /// and sleeping between tests, which leaves the core to the compute
     /// thread when ranks outnumber cores.
     public func allreduceSum(_ p: UnsafeMutablePointer<Float>, count: Int, wait: CommWait) {
+        sum(UnsafeMutableRawPointer(p), count: count, type: vggdp_float(), op: vggdp_op_sum(), wait: wait)
+    }
+
+    /// Sums floats in place, sending them as `dtype`: 16-bit types are
+    /// converted into `staging` (at least `count` values), summed there with
+    /// an fp32-accumulating reduction, and converted back.
+    public func allreduceSum(_ p: UnsafeMutablePointer<Float>, count: Int, dtype: GradientDType,
+                             staging: UnsafeMutablePointer<UInt16>?, wait: CommWait = .blocking) {
+        guard dtype != .fp32, let staging else { return allreduceSum(p, count: count, wait: wait) }
+        HalfPrecision.encode(p, staging, count: count, dtype)
+        sum(UnsafeMutableRawPointer(staging), count: count, type: vggdp_uint16(), op: HalfPrecision.op(dtype), wait: wait)
+        HalfPrecision.decode(staging, p, count: count, dtype)
+    }
+
+    func sum(_ p: UnsafeMutableRawPointer, count: Int, type: MPI_Datatype, op: MPI_Op, wait: CommWait) {
         switch wait {
         case .blocking:
-            allreduceSum(p, count: count)
+            MPI_Allreduce(vggdp_in_place(), p, Int32(count), type, op, comm)
         case let .polling(microseconds):
             var request = vggdp_request_null()
-            MPI_Iallreduce(vggdp_in_place(), p, Int32(count), vggdp_float(), vggdp_op_sum(), comm, &request)
+            MPI_Iallreduce(vggdp_in_place(), p, Int32(count), type, op, comm, &request)
             var done: Int32 = 0
             while true {
                 MPI_Test(&request, &done, vggdp_status_ignore())

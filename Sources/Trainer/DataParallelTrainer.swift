@@ -63,6 +63,8 @@ public final class DataParallelTrainer {
     public private(set) var timeline: [Double] = []
     /// Clock time all ranks agree is zero (taken right after a barrier).
     var origin = 0.0
+    /// 16-bit copy of the largest bucket for allreduces on the compute thread.
+    let staging: UnsafeMutablePointer<UInt16>?
     /// Turns hangs into errors (multi-rank runs with a timeout).
     let watchdog: Watchdog?
     /// The first step `run` executes (after a resume, the checkpoint's).
@@ -93,7 +95,8 @@ public final class DataParallelTrainer {
         peakGflops = config.peakProbe ? BLAS.peakGFLOPS(n: 1024, repeats: 3).gflops : 0
         network = try Network(spec: config.network, batch: config.batchPerRank,
                               keepProbability: config.keepProbability, seed: config.seed,
-                              workspaceBudget: config.workspaceFloats)
+                              workspaceBudget: config.workspaceFloats, convAlgorithm: config.convAlgorithm)
+        if config.initScheme != .glorot { network.initializeParameters(seed: config.seed, scheme: config.initScheme) }
         velocity = config.mode == .train ? FloatArena(count: network.parameters.count) : nil
         plan = BucketPlan(spec: config.network, bucketMB: config.bucketMB)
         data = SyntheticData(seed: config.seed, classes: config.network.classes,
@@ -109,7 +112,8 @@ public final class DataParallelTrainer {
 
         if ranks > 1 && config.mode.hasBackward && config.overlap {
             allreducer = try BucketAllreducer(world: world, base: network.gradients.base, buckets: plan.commBuckets,
-                                              wait: Self.commWait(config, world: world, blasThreads: blasThreads))
+                                              wait: Self.commWait(config, world: world, blasThreads: blasThreads),
+                                              dtype: config.allreduceDType)
         } else {
             allreducer = nil
         }
@@ -122,6 +126,8 @@ public final class DataParallelTrainer {
         } else {
             watchdog = nil
         }
+        staging = allreducer == nil && ranks > 1 && config.allreduceDType != .fp32
+            ? .allocate(capacity: max(plan.buckets.map(\.slice.count).max() ?? 1, 1)) : nil
         bucketSize = plan.buckets.map { $0.layers.count }
         remaining = bucketSize
         layerForward = Array(repeating: 0, count: network.layers.count)
@@ -137,7 +143,10 @@ public final class DataParallelTrainer {
         }
     }
 
-    deinit { allreducer?.stop() }
+    deinit {
+        allreducer?.stop()
+        staging?.deallocate()
+    }
 
     /// Ids of the collectives other than bucket allreduces, for the watchdog.
     enum Collective: Int {
@@ -163,10 +172,6 @@ public final class DataParallelTrainer {
         switch config.commWait {
         case .blocking: return .blocking
         case .polling: return .polling(microseconds: config.pollMicroseconds)
-        case .auto:
-            let busy = world.localSize * (blasThreads + 1)
-            return busy > ProcessInfo.processInfo.activeProcessorCount
-                ? .polling(microseconds: config.pollMicroseconds) : .blocking
         }
     }
 
@@ -238,7 +243,8 @@ public final class DataParallelTrainer {
             } else if communicate {
                 let c0 = Clock.now()
                 watchdog?.announce(step: t, id: b)
-                world.allreduceSum(network.gradients.base + bucket.slice.offset, count: bucket.slice.count)
+                world.allreduceSum(network.gradients.base + bucket.slice.offset, count: bucket.slice.count,
+                                   dtype: config.allreduceDType, staging: staging)
                 watchdog?.completed()
                 bucketStart[b] = c0
                 bucketEnd[b] = Clock.now()
@@ -281,9 +287,19 @@ public final class DataParallelTrainer {
     /// (x − x is 0 for finite x and NaN otherwise; the sum vectorises.)
     func isFinite(_ slice: ArenaSlice) -> Bool {
         let g = network.gradients.base + slice.offset
-        var acc: Float = 0
-        for i in 0..<slice.count { acc += g[i] - g[i] }
-        return acc == 0
+        let n = slice.count
+        // Eight independent SIMD accumulators: one pass at memory speed.
+        var acc = SIMD8<Float>(repeating: 0)
+        var i = 0
+        let raw = UnsafeRawPointer(g)
+        while i + 8 <= n {
+            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            acc += v - v
+            i += 8
+        }
+        var tail: Float = 0
+        while i < n { tail += g[i] - g[i]; i += 1 }
+        return acc == SIMD8<Float>(repeating: 0) && tail == 0
     }
 
     /// The first layer of bucket b, in forward order, whose gradient is not finite.

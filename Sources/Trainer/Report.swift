@@ -77,7 +77,12 @@ public struct RunReport: Codable, Sendable {
     public var openblasCoretype: String?
     public var mpiLibrary: String
     public var mpiThreadLevel: String
+    /// Convolution lowering asked for, and what each conv layer ran.
+    public var conv: String? = nil
+    public var convPerLayer: [String]? = nil
     public var overlap: Bool
+    /// The type gradients travelled in.
+    public var allreduceDtype: String? = nil
     /// How the communication thread waited ("none" without one).
     public var commWait: String?
     public var bucketMb: Double
@@ -252,6 +257,12 @@ extension RunReport {
             exposedSecondsPerStep: ranks.map(\.exposed).reduce(0, +) / Double(ranks.count),
             lossPerStep: lossPerStep, parameterChecksum: Checksum.hex(checksum),
             peakRssBytes: ranks.map(\.peakRssBytes).max() ?? 0, perRank: ranks, layers: layers)
+        report.conv = config.convAlgorithm.rawValue
+        report.allreduceDtype = config.allreduceDType.rawValue
+        report.convPerLayer = specs.compactMap { s -> String? in
+            guard case let .conv(name, c, _, h, w) = s else { return nil }
+            return "\(name):\(config.convAlgorithm.resolved(inChannels: c, height: h, width: w).rawValue)"
+        }
         report.peakGflopsPerRank = peak
         report.skippedSteps = all.first?.skippedSteps
         report.peakShare = peak > 0 ? report.gflopsPerSecondPerRank / peak : nil

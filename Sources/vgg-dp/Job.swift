@@ -49,6 +49,18 @@ func checkWritable(_ path: String?, flag: String) throws {
     }
 }
 
+/// Runs `check` on rank 0, the only rank that reads or writes files, and
+/// hands its verdict to every rank: a folder that exists only on rank 0's
+/// node is fine, and every rank stops on a bad one.
+func checkOnRoot(_ world: World, _ check: () throws -> Void) throws {
+    var message: [UInt8] = []
+    if world.isRoot {
+        do { try check() } catch { message = Array("\(error)".utf8) }
+    }
+    if world.size > 1 { world.broadcast(&message) }
+    if !message.isEmpty { throw TrainerError.usage(String(decoding: message, as: UTF8.self)) }
+}
+
 /// Refuses a folder that does not exist (or cannot be written, when asked).
 func checkFolder(_ path: String, flag: String, writable: Bool) throws {
     var isDir: ObjCBool = false

@@ -1,10 +1,14 @@
 import ArgumentParser
+import Comm
 import Trainer
 import VGGEngine
 
 extension VGGModel: ExpressibleByArgument {}
 extension Mode: ExpressibleByArgument {}
 extension CommWaitChoice: ExpressibleByArgument {}
+extension ConvAlgorithm: ExpressibleByArgument {}
+extension GradientDType: ExpressibleByArgument {}
+extension Network.InitScheme: ExpressibleByArgument {}
 
 /// The network and run options shared by train and verify.
 struct RunOptions: ParsableArguments {
@@ -26,6 +30,10 @@ struct RunOptions: ParsableArguments {
     var steps = 100
     @Option(help: "train, forward or forward-backward.")
     var mode: Mode = .train
+    @Option(help: "Weight initialisation: glorot (the notebook's) or he.")
+    var initScheme: Network.InitScheme = .glorot
+    @Option(help: "Convolution lowering: im2col (reference), winograd2x2, winograd4x4, or auto (per layer).")
+    var conv: ConvAlgorithm = .auto
     @Option(help: "BLAS threads per rank (default: cores on the node / ranks on the node).")
     var threads: Int?
     @Option(help: "Seed for weights, data and dropout.")
@@ -38,10 +46,12 @@ struct RunOptions: ParsableArguments {
     var weightDecay: Float = 5e-4
     @Option(help: "Gradient bucket size in MiB; 0 = one bucket per layer.")
     var bucketMb: Double = 25
+    @Option(help: "Type gradients travel in: fp32, bf16 or fp16 (16-bit halves the traffic; sums are done in fp32).")
+    var allreduceDtype: GradientDType = .fp32
     @Flag(help: "Run every allreduce after backward instead of overlapping it.")
     var noOverlap = false
-    @Option(help: "How the communication thread waits: auto, blocking (MPI_Allreduce) or polling (MPI_Iallreduce + MPI_Test, sleeping between tests).")
-    var commWait: CommWaitChoice = .auto
+    @Option(help: "How the communication thread waits: blocking (MPI_Allreduce) or polling (MPI_Iallreduce + MPI_Test, sleeping --poll-us between tests).")
+    var commWait: CommWaitChoice = .blocking
     @Option(help: "Sleep between MPI_Test calls when polling, microseconds.")
     var pollUs = 200
     @Option(help: "Compare replica checksums every K steps (default: at the end).")
@@ -66,6 +76,8 @@ struct RunOptions: ParsableArguments {
         var c = TrainConfig()
         c.network = NetworkSpec(model: model, imageSize: imageSize, classes: classes, widthDivisor: widthDivisor)
         c.mode = mode
+        c.convAlgorithm = conv
+        c.initScheme = initScheme
         switch (batchSize, globalBatch) {
         case (.some, .some):
             throw TrainerError.usage("give --batch-size (per rank) or --global-batch (split over ranks), not both")
@@ -87,6 +99,7 @@ struct RunOptions: ParsableArguments {
         c.bucketMB = bucketMb
         c.overlap = !noOverlap
         c.checkEvery = checkEvery
+        c.allreduceDType = allreduceDtype
         c.commWait = commWait
         c.pollMicroseconds = pollUs
         c.timeout = timeout
@@ -95,9 +108,7 @@ struct RunOptions: ParsableArguments {
         c.checkpointEvery = checkpointEvery
         c.resumeDir = resume
         if let f = injectFault { c.fault = try Fault(parsing: f) }
-        for (flag, dir) in [("--checkpoint-dir", checkpointDir), ("--resume", resume)] {
-            if let dir { try checkFolder(dir, flag: flag, writable: flag == "--checkpoint-dir") }
-        }
+
         c.datasetSize = datasetSize
         if let t = threads, t < 1 { throw TrainerError.usage("--threads must be at least 1, got \(t)") }
         try c.validate()

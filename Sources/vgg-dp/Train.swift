@@ -24,9 +24,13 @@ struct Train: ParsableCommand {
             var config = try options.config(ranks: world.size)
             config.peakProbe = !noPeakProbe
             config.recordTimeline = trace != nil
-            try checkWritable(report, flag: "--report")
-            try checkWritable(csv, flag: "--csv")
-            try checkWritable(trace, flag: "--trace")
+            try checkOnRoot(world) {
+                try checkWritable(report, flag: "--report")
+                try checkWritable(csv, flag: "--csv")
+                try checkWritable(trace, flag: "--trace")
+                if let dir = config.checkpointDir { try checkFolder(dir, flag: "--checkpoint-dir", writable: true) }
+                if let dir = config.resumeDir { try checkFolder(dir, flag: "--resume", writable: false) }
+            }
             let threads = blasThreads(requested: options.threads, world: world)
             let plan = BucketPlan(spec: config.network, bucketMB: config.bucketMB)
             if world.isRoot {
@@ -106,6 +110,16 @@ struct Train: ParsableCommand {
         }
     }
 
+    /// "auto (im2col ×1, winograd4x4 ×12)".
+    func convSummary(_ c: TrainConfig) -> String {
+        var counts: [String: Int] = [:]
+        for case let .conv(_, ch, _, h, w) in c.network.layers {
+            counts[c.convAlgorithm.resolved(inChannels: ch, height: h, width: w).rawValue, default: 0] += 1
+        }
+        let parts = counts.keys.sorted().map { "\($0) ×\(counts[$0]!)" }.joined(separator: ", ")
+        return "\(c.convAlgorithm.rawValue) (\(parts))"
+    }
+
     func layout(_ c: TrainConfig, world: World, threads: Int, plan: BucketPlan) -> String {
         let spec = c.network
         var hosts: [String: Int] = [:]
@@ -117,8 +131,9 @@ struct Train: ParsableCommand {
         \(Text.grouped(spec.parameterCount)) parameters, mode \(c.mode.rawValue)
         ranks: \(world.size) on \(hosts.count) host(s) [\(hostList)]; BLAS threads per rank: \(threads) \
         (OpenBLAS \(BLAS.coreName)); \(world.threadLevel); \(World.libraryVersion)
-        batch: \(c.batchPerRank) per rank, global \(c.batchPerRank * world.size); warm-up \(c.warmup), timed steps \(c.steps)
-        buckets: \(plan.buckets.count) (target \(c.bucketMB) MiB, \(c.overlap ? "overlapped with backward" : "after backward")), MiB: \(sizes)
+        batch: \(c.batchPerRank) per rank, global \(c.batchPerRank * world.size); warm-up \(c.warmup), timed steps \(c.steps); \
+        convolutions: \(convSummary(c))
+        buckets: \(plan.buckets.count) (target \(c.bucketMB) MiB, \(c.overlap ? "overlapped with backward" : "after backward"), gradients sent as \(c.allreduceDType.rawValue)), MiB: \(sizes)
         """
     }
 }

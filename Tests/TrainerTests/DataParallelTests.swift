@@ -95,3 +95,25 @@ final class DataParallelTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("ranks: 1 on 1 host(s)"), r.all)
     }
 }
+
+/// Gradients exchanged in 16 bits must still train the small learnable task.
+final class SixteenBitGradientTests: XCTestCase {
+    func testBF16AndFP16GradientsStillLearn() throws {
+        let folder = Launcher.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        for dtype in ["fp32", "bf16", "fp16"] {
+            let path = folder.appendingPathComponent("\(dtype).json").path
+            let r = try Launcher.run(Launcher.tiny + ["--batch-size", "4", "--warmup", "0", "--steps", "150", "--dataset-size", "16",
+                                                      "--init-scheme", "he", "--lr", "0.01", "--no-peak-probe",
+                                                      "--allreduce-dtype", dtype, "--report", path], ranks: 2)
+            XCTAssertEqual(r.status, 0, r.all)
+            XCTAssertTrue(r.stdout.contains("gradients sent as \(dtype)"), r.all)
+            XCTAssertTrue(r.stdout.contains("identical on all 2 rank(s)"), r.all)
+            let loss = try RunReport.read(from: path).lossPerStep
+            let first = loss.prefix(15).reduce(0, +) / 15, end = loss.suffix(15).reduce(0, +) / 15
+            print("\(dtype): cross-entropy \(first) over the first 15 steps, \(end) over the last 15")
+            // Learns: the loss falls to well under the class prior's (~2.3).
+            XCTAssertLessThan(end, 0.6 * first, dtype)
+        }
+    }
+}

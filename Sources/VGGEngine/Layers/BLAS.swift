@@ -18,6 +18,14 @@ public enum BLAS {
                     a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
+    /// y[n] = α·A^T·x + β·y with A m×n row-major (transA), or y[m] = α·A·x + β·y.
+    @inline(__always)
+    static func sgemv(transA: Bool, m: Int, n: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                      x: UnsafePointer<Float>, beta: Float, y: UnsafeMutablePointer<Float>) {
+        cblas_sgemv(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), alpha,
+                    a, Int32(lda), x, 1, beta, y, 1)
+    }
+
     /// Threads OpenBLAS uses for each call from now on.
     public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
     public static var threads: Int { Int(openblas_get_num_threads()) }
@@ -45,6 +53,23 @@ public enum BLAS {
         let best = times.min() ?? 1
         return (2.0 * Double(n) * Double(n) * Double(n) / best / 1e9, times)
     }
+}
+
+extension BLAS {
+    /// Runs `body` with OpenBLAS on one thread when `parts` > 1 (the caller
+    /// then splits its GEMMs over `parts` threads itself), and restores the
+    /// thread count after. OpenBLAS's idle workers spin on sched_yield for
+    /// ~0.1 s after every threaded call; an engine whose threads never hand
+    /// OpenBLAS a threaded call keeps both cores for its own loops.
+    @inline(__always)
+    static func singleThreaded(parts: Int, _ body: () -> Void) {
+        if parts > 1 { setThreads(1) }
+        body()
+        if parts > 1 { setThreads(parts) }
+    }
+
+    /// Parallel parts for the engine's own loops: the BLAS thread count.
+    static var parts: Int { max(1, threads) }
 }
 
 extension BLAS {

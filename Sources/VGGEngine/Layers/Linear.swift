@@ -16,42 +16,65 @@ public final class Linear: Layer {
         self.io = io; self.p = parameters
     }
 
+    /// With more than one BLAS thread, each GEMM is split by output columns
+    /// over the threads, each running a single-threaded sgemm (see
+    /// `BLAS.singleThreaded`); blocks of 16 columns keep every part's
+    /// columns 64-byte aligned.
     public func forward(batch: Int, context: StepContext) {
-        let y = io.output
-        let g0 = Clock.now()
-        // y[N, O] = x[N, I] · W[I, O]
-        BLAS.sgemm(m: batch, n: outF, k: inF, a: io.input, lda: inF, b: p.weights, ldb: outF,
-                   beta: 0, c: y, ldc: outF)
-        gemmSeconds = Clock.now() - g0
-        for r in 0..<batch {
-            let row = y + r * outF
-            if relu {
-                for j in 0..<outF { row[j] = max(row[j] + p.bias[j], 0) }
-            } else {
-                for j in 0..<outF { row[j] += p.bias[j] }
+        let y = io.output, x = io.input, w = p.weights, bias = p.bias
+        let parts = BLAS.parts, blocks = (outF + 15) / 16
+        BLAS.singleThreaded(parts: parts) {
+            let g0 = Clock.now()
+            parallelRanges(blocks, parts: parts) { r, _ in
+                let c0 = r.lowerBound * 16, cols = min(r.upperBound * 16, outF) - c0
+                // y[N, cols] = x[N, I] · W[I, c0 ..< c0 + cols]
+                BLAS.sgemm(m: batch, n: cols, k: inF, a: x, lda: inF, b: w + c0, ldb: outF,
+                           beta: 0, c: y + c0, ldc: outF)
+            }
+            gemmSeconds = Clock.now() - g0
+            parallelRanges(batch, parts: parts) { rows, _ in
+                if relu {
+                    addBiasReLURows(y, rows: rows, k: outF, bias: bias)
+                } else {
+                    for r in rows { addInPlace(y + r * outF, bias, count: outF) }
+                }
             }
         }
     }
 
     public func backward(batch: Int, context: StepContext) {
-        let dy = io.outputGrad, db = p.biasGrad
-        db.update(repeating: 0, count: outF)
-        for r in 0..<batch {
-            let g = dy + r * outF, out = io.output + r * outF
-            for j in 0..<outF {
-                if relu && out[j] <= 0 { g[j] = 0 }
-                db[j] += g[j]
+        let dy = io.outputGrad, db = p.biasGrad, x = io.input, out = io.output
+        let parts = BLAS.parts, blocks = (outF + 15) / 16
+        BLAS.singleThreaded(parts: parts) {
+            // ReLU's backward and the bias gradient, by columns (no reduction across threads).
+            parallelRanges(blocks, parts: parts) { r, _ in
+                let c0 = r.lowerBound * 16, c1 = min(r.upperBound * 16, outF)
+                (db + c0).update(repeating: 0, count: c1 - c0)
+                for row in 0..<batch {
+                    let g = dy + row * outF, o = out + row * outF
+                    for j in c0..<c1 {
+                        if relu && o[j] <= 0 { g[j] = 0 }
+                        db[j] += g[j]
+                    }
+                }
             }
+            let g0 = Clock.now()
+            parallelRanges(blocks, parts: parts) { r, _ in
+                let c0 = r.lowerBound * 16, cols = min(r.upperBound * 16, outF) - c0
+                // dW[I, cols] = x^T[I, N] · dy[N, cols]
+                BLAS.sgemm(transA: true, m: inF, n: cols, k: batch, a: x, lda: inF, b: dy + c0, ldb: outF,
+                           beta: 0, c: p.weightGrad + c0, ldc: outF)
+            }
+            if let dx = io.inputGrad {
+                let inBlocks = (inF + 15) / 16
+                parallelRanges(inBlocks, parts: parts) { r, _ in
+                    let i0 = r.lowerBound * 16, cols = min(r.upperBound * 16, inF) - i0
+                    // dx[N, cols] = dy[N, O] · W[i0 ..< i0 + cols, O]^T
+                    BLAS.sgemm(transB: true, m: batch, n: cols, k: outF, a: dy, lda: outF,
+                               b: p.weights + i0 * outF, ldb: outF, beta: 0, c: dx + i0, ldc: inF)
+                }
+            }
+            gemmSeconds = Clock.now() - g0
         }
-        let g0 = Clock.now()
-        // dW[I, O] = x^T[I, N] · dy[N, O]
-        BLAS.sgemm(transA: true, m: inF, n: outF, k: batch, a: io.input, lda: inF, b: dy, ldb: outF,
-                   beta: 0, c: p.weightGrad, ldc: outF)
-        if let dx = io.inputGrad {
-            // dx[N, I] = dy[N, O] · W^T[O, I]
-            BLAS.sgemm(transB: true, m: batch, n: inF, k: outF, a: dy, lda: outF, b: p.weights, ldb: outF,
-                       beta: 0, c: dx, ldc: inF)
-        }
-        gemmSeconds = Clock.now() - g0
     }
 }

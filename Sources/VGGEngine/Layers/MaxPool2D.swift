@@ -1,3 +1,5 @@
+import Foundation
+
 /// 2×2 max pooling, stride 2, NHWC. Forward stores which of the four inputs
 /// won (0...3) so that backward is a scatter without comparisons.
 public final class MaxPool2D: Layer {
@@ -18,24 +20,44 @@ public final class MaxPool2D: Layer {
 
     deinit { argmax.deallocate() }
 
+    /// Output rows (image × row) split over the BLAS thread count.
+    var parts: Int { max(1, min(BLAS.threads, ProcessInfo.processInfo.activeProcessorCount)) }
+
     public func forward(batch: Int, context: StepContext) {
         let c = channels, w = width, oh = height / 2, ow = width / 2
-        for n in 0..<batch {
-            let x = io.input + n * height * w * c
-            let y = io.output + n * oh * ow * c
-            let am = argmax + n * oh * ow * c
-            for i in 0..<oh {
+        let x = io.input, y = io.output, am = argmax
+        parallelRanges(batch * oh, parts: parts) { rows, _ in
+            for r in rows {
+                let n = r / oh, i = r - n * oh
                 for j in 0..<ow {
-                    let x00 = x + ((2 * i) * w + 2 * j) * c
+                    let x00 = x + ((n * height + 2 * i) * w + 2 * j) * c
                     let x01 = x00 + c, x10 = x00 + w * c, x11 = x10 + c
-                    let o = (i * ow + j) * c
-                    for k in 0..<c {
+                    let o = ((n * oh + i) * ow + j) * c
+                    var k = 0
+                    while k + 8 <= c {
+                        var best = F8.load(x00 + k), at = SIMD8<Int32>.zero
+                        let v1 = F8.load(x01 + k), v2 = F8.load(x10 + k), v3 = F8.load(x11 + k)
+                        // (`replacing`, not `replace`, and float compares: the forms
+                        // Swift 6.3 compiles to SSE selects rather than lane loops.)
+                        var m = v1 .> best
+                        best = best.replacing(with: v1, where: m); at = at.replacing(with: 1, where: m)
+                        m = v2 .> best
+                        best = best.replacing(with: v2, where: m); at = at.replacing(with: 2, where: m)
+                        m = v3 .> best
+                        best = best.replacing(with: v3, where: m); at = at.replacing(with: 3, where: m)
+                        best.store(y + o + k)
+                        UnsafeMutableRawPointer(am + o + k).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: at),
+                                                                       as: SIMD8<UInt8>.self)
+                        k += 8
+                    }
+                    while k < c {
                         var best = x00[k], at: UInt8 = 0
                         if x01[k] > best { best = x01[k]; at = 1 }
                         if x10[k] > best { best = x10[k]; at = 2 }
                         if x11[k] > best { best = x11[k]; at = 3 }
                         y[o + k] = best
                         am[o + k] = at
+                        k += 1
                     }
                 }
             }
@@ -45,23 +67,34 @@ public final class MaxPool2D: Layer {
     /// Each input belongs to exactly one window, so every element of the input
     /// gradient is written once: no zero-fill first.
     public func backward(batch: Int, context: StepContext) {
-        guard let dxAll = io.inputGrad else { return }
+        guard let dx = io.inputGrad else { return }
         let c = channels, w = width, oh = height / 2, ow = width / 2
-        for n in 0..<batch {
-            let dx = dxAll + n * height * w * c
-            let dy = io.outputGrad + n * oh * ow * c
-            let am = argmax + n * oh * ow * c
-            for i in 0..<oh {
+        let dy = io.outputGrad, am = argmax
+        parallelRanges(batch * oh, parts: parts) { rows, _ in
+            for r in rows {
+                let n = r / oh, i = r - n * oh
                 for j in 0..<ow {
-                    let d00 = dx + ((2 * i) * w + 2 * j) * c
+                    let d00 = dx + ((n * height + 2 * i) * w + 2 * j) * c
                     let d01 = d00 + c, d10 = d00 + w * c, d11 = d10 + c
-                    let o = (i * ow + j) * c
-                    for k in 0..<c {
+                    let o = ((n * oh + i) * ow + j) * c
+                    var k = 0
+                    while k + 8 <= c {
+                        let g = F8.load(dy + o + k)
+                        let at = F8(SIMD8<Int32>(truncatingIfNeeded:
+                            UnsafeRawPointer(am + o + k).loadUnaligned(as: SIMD8<UInt8>.self)))
+                        g.replacing(with: 0, where: at .!= 0).store(d00 + k)
+                        g.replacing(with: 0, where: at .!= 1).store(d01 + k)
+                        g.replacing(with: 0, where: at .!= 2).store(d10 + k)
+                        g.replacing(with: 0, where: at .!= 3).store(d11 + k)
+                        k += 8
+                    }
+                    while k < c {
                         let g = dy[o + k], at = am[o + k]
                         d00[k] = at == 0 ? g : 0
                         d01[k] = at == 1 ? g : 0
                         d10[k] = at == 2 ? g : 0
                         d11[k] = at == 3 ? g : 0
+                        k += 1
                     }
                 }
             }

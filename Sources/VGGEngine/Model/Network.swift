@@ -1,8 +1,9 @@
 /// A VGG network with all its memory: parameters and gradients in two arenas
 /// of the same layout, one activation buffer per layer output, two gradient
-/// buffers used in turn by backward, and one im2col workspace shared by all
-/// convolutions. Everything is allocated here, once; forward and backward
-/// allocate nothing.
+/// buffers used in turn by backward, and one convolution workspace shared by
+/// all convolutions (`ConvWorkspace`: im2col columns or Winograd tiles, the
+/// transformed filter, per-thread scratch). Everything is allocated here,
+/// once; forward and backward allocate nothing.
 public final class Network {
     public let spec: NetworkSpec
     public let batch: Int
@@ -24,17 +25,27 @@ public final class Network {
 
     let activations: [UnsafeMutablePointer<Float>]
     let gradientBuffers: [UnsafeMutablePointer<Float>]
-    let workspace: UnsafeMutablePointer<Float>
+    let convWorkspace: ConvWorkspace
     let logitsGrad: UnsafeMutablePointer<Float>
+    /// Floats of the shared im2col / Winograd-tile buffer.
     public let workspaceFloats: Int
     /// Bytes allocated for activations, gradient buffers and workspace.
     public let activationBytes: Int
+    /// The algorithm asked for, and what each layer runs (nil: not a convolution).
+    public let convAlgorithm: ConvAlgorithm
+    public let convAlgorithms: [ConvAlgorithm?]
 
-    /// Default im2col workspace: 8 Mi floats (32 MiB).
+    /// Default convolution workspace budget: 8 Mi floats (32 MiB) for the
+    /// im2col column buffer or a Winograd layer's two tile buffers.
     public static let defaultWorkspaceFloats = 1 << 23
 
+    /// - convAlgorithm: how the 3×3 convolutions are lowered to sgemm
+    ///   (`ConvAlgorithm`); im2col by default.
+    /// - workspaceBudget: floats of the shared chunk buffer (see `ConvWorkspace`;
+    ///   a Winograd network also holds one transformed filter, ≤ 36 MiB).
     public init(spec: NetworkSpec, batch: Int, keepProbability: Float = 0.5, seed: UInt64 = 0,
-                workspaceBudget: Int = Network.defaultWorkspaceFloats) throws {
+                workspaceBudget: Int = Network.defaultWorkspaceFloats,
+                convAlgorithm: ConvAlgorithm = .im2col) throws {
         try spec.validate()
         guard batch >= 1 else { throw EngineError.invalid("batch size must be at least 1, got \(batch)") }
         self.spec = spec
@@ -58,10 +69,15 @@ public final class Network {
         activations = specs.map { buffer(batch * $0.outputElementsPerImage) }
         let largest = specs.map { batch * max($0.inputElementsPerImage, $0.outputElementsPerImage) }.max() ?? 1
         gradientBuffers = [buffer(largest), buffer(largest)]
-        workspaceFloats = specs.map { Conv2D.workspaceFloats(spec: $0, batch: batch, budget: workspaceBudget) }.max() ?? 1
-        workspace = buffer(workspaceFloats)
+        self.convAlgorithm = convAlgorithm
+        convAlgorithms = specs.map { s in
+            guard case let .conv(_, c, _, h, w) = s else { return nil }
+            return convAlgorithm.resolved(inChannels: c, height: h, width: w)
+        }
+        convWorkspace = ConvWorkspace(specs: specs, batch: batch, budget: max(1, workspaceBudget), algorithm: convAlgorithm)
+        workspaceFloats = convWorkspace.floats
         logitsGrad = gradientBuffers[(specs.count - 1) % 2]
-        activationBytes = bytes
+        activationBytes = bytes + convWorkspace.bytes
 
         // Layer i reads the gradient of its output from buffer i % 2 and writes
         // the gradient of its input to buffer (i + 1) % 2, which is where
@@ -81,7 +97,7 @@ public final class Network {
             switch s {
             case .conv:
                 built.append(Conv2D(spec: s, parameterSlice: slice, io: io, parameters: params,
-                                    workspace: workspace, workspaceFloats: workspaceFloats))
+                                    workspace: convWorkspace, algorithm: convAlgorithm, batch: batch))
             case .maxPool:
                 built.append(MaxPool2D(spec: s, io: io, batch: batch))
             case .linear:
@@ -104,7 +120,6 @@ public final class Network {
     deinit {
         for a in activations { a.deallocate() }
         for g in gradientBuffers { g.deallocate() }
-        workspace.deallocate()
         images.deallocate()
         labels.deallocate()
     }
@@ -113,7 +128,11 @@ public final class Network {
     /// (limit √(6/(fan_in+fan_out)), with fans that include the 3×3 receptive
     /// field for convolutions), conv biases 0, FC biases 0.1. Each tensor's
     /// values are a function of (seed, layer index, element) only.
-    public func initializeParameters(seed: UInt64) {
+    ///
+    /// `.he` (Kaiming uniform, limit √(6/fan_in), FC biases 0.1 too) keeps the
+    /// activations' scale through the ReLU stack: with Glorot a deep VGG's
+    /// signal shrinks layer by layer and small problems learn slowly at first.
+    public func initializeParameters(seed: UInt64, scheme: InitScheme = .glorot) {
         for (i, layer) in layers.enumerated() {
             let s = layer.spec
             let fans: (Int, Int)
@@ -123,13 +142,17 @@ public final class Network {
             case let .linear(_, inF, outF, _): fans = (inF, outF); biasValue = 0.1
             default: continue
             }
-            let limit = Float((6.0 / Double(fans.0 + fans.1)).squareRoot())
+            let limit = scheme == .glorot ? Float((6.0 / Double(fans.0 + fans.1)).squareRoot())
+                                          : Float((6.0 / Double(fans.0)).squareRoot())
             let key = CounterRandom.key(seed, RandomStream.weights.rawValue, UInt64(i))
             let w = parameters.base + layer.parameterSlice.offset
             for j in 0..<s.weightCount { w[j] = limit * CounterRandom.symmetric(key, j) }
             (w + s.weightCount).update(repeating: biasValue, count: s.biasCount)
         }
     }
+
+    /// Weight initialisation: the notebook's Glorot/Xavier uniform, or He/Kaiming uniform.
+    public enum InitScheme: String, CaseIterable, Codable, Sendable { case glorot, he }
 
     public var dropoutKeepProbability: Float {
         get { (layers.first { $0 is Dropout } as? Dropout)?.keepProbability ?? 1 }

@@ -1,0 +1,56 @@
+/// How a 3×3 stride-1 SAME convolution is lowered to sgemm.
+///
+/// - `im2col` (`"im2col"`): the reference. One GEMM `col[P, 9C] · W[9C, K]`
+///   per chunk of output pixels; 9·C·K multiply-adds per output pixel.
+/// - `winograd2` (`"winograd2x2"`): Winograd minimal filtering F(2×2, 3×3)
+///   (Lavin & Gray 2015). 4×4 input tiles at stride 2; 16 GEMMs
+///   `[tiles × C]·[C × K]` per chunk of tiles, one per transform-domain point:
+///   16/4 = 4 multiply-adds per output pixel and channel pair instead of 9
+///   (2.25× fewer). Rounding about that of im2col.
+/// - `winograd4` (`"winograd4x4"`): F(4×4, 3×3). 6×6 input tiles at stride 4;
+///   36 GEMMs per chunk: 36/16 = 2.25 multiply-adds instead of 9 (4× fewer),
+///   with larger transform constants and so ~10× the rounding error of
+///   im2col (measured max error relative to the tensor's scale: ≤ 4e-6
+///   against im2col's ~3e-7, up to 512-channel sums; see `WinogradTests`).
+/// - `auto`: per layer, by `resolved(inChannels:height:width:)`: F(4×4) for
+///   images of 8 pixels or more, F(2×2) for 4…7, im2col below.
+///
+/// An explicit algorithm applies to every convolution of the network, the
+/// RGB layer included; `auto` is the fast choice.
+public enum ConvAlgorithm: String, CaseIterable, Codable, Sendable {
+    case im2col
+    case winograd2 = "winograd2x2"
+    case winograd4 = "winograd4x4"
+    case auto
+
+    /// The algorithm a layer runs; never `auto`.
+    ///
+    /// `auto`'s rule, from per-layer timings of VGG-16 at 224 (batch 4–16,
+    /// one and two threads, OpenBLAS Haswell kernel):
+    /// - images at least 8 pixels on their short side: F(4×4). It beat F(2×2)
+    ///   and im2col on every VGG-16 layer, the RGB layer included (C = 3,
+    ///   batch 16, forward + backward: 215 ms against im2col's 288 ms on one
+    ///   thread, 131 ms against 154 ms on two), and on 14×14, where 4×4 tiles
+    ///   pad to 16×16 (31% wasted work, still 3× fewer multiplies than
+    ///   im2col; F(2×2) was 20% slower there).
+    /// - 4 to 7 pixels: F(2×2) (a 4×4 tile would be mostly padding).
+    /// - smaller: im2col (a 3×3 convolution of a 1×1…3×3 image is mostly
+    ///   padding in any tiling).
+    public func resolved(inChannels c: Int, height h: Int, width w: Int) -> ConvAlgorithm {
+        switch self {
+        case .im2col, .winograd2, .winograd4: return self
+        case .auto:
+            let side = min(h, w)
+            return side >= 8 ? .winograd4 : side >= 4 ? .winograd2 : .im2col
+        }
+    }
+
+    /// Output tile side m of F(m×m, 3×3); nil for im2col.
+    var tile: Int? {
+        switch self {
+        case .winograd2: return 2
+        case .winograd4: return 4
+        case .im2col, .auto: return nil
+        }
+    }
+}
