@@ -379,7 +379,7 @@ public final class DataParallelTrainer {
             }
         }
         if ranks > 1 {
-            try collective(.resume, step: 0) {
+            collective(.resume, step: 0) {
                 world.broadcast(&status)
                 if status.isEmpty {
                     var step = [UInt8](withUnsafeBytes(of: Int64(next)) { Array($0) })

@@ -29,7 +29,7 @@ extension RunReport {
         let fm = FileManager.default
         let isNew = !fm.fileExists(atPath: path) || ((try? fm.attributesOfItem(atPath: path)[.size] as? Int) ?? 0) == 0
         let text = (isNew ? RunReport.csvHeader + "\n" : "") + csvRow + "\n"
-        if isNew { fm.createFile(atPath: path, contents: nil) }
+        if isNew { _ = fm.createFile(atPath: path, contents: nil) }
         guard let handle = FileHandle(forWritingAtPath: path) else {
             throw TrainerError.failed("cannot append to \(path)")
         }

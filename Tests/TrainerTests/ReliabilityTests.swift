@@ -94,7 +94,7 @@ final class ReliabilityTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: folder) }
         let report = folder.appendingPathComponent("r.json").path
         let out = folder.appendingPathComponent("out")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/bash")
         p.arguments = [Launcher.repoRoot.appendingPathComponent("scripts/launch.sh").path, "-n", "2", "--"]
