@@ -40,35 +40,15 @@ public enum Launcher {
     /// mpirun with that many ranks.
     public static func run(_ arguments: [String], ranks: Int? = nil, timeout: Int = 180,
                            environment: [String: String] = [:]) throws -> Result {
-        let folder = temporaryFolder()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let out = folder.appendingPathComponent("stdout"), err = folder.appendingPathComponent("stderr")
-        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-
-        var command = ["/usr/bin/timeout", "-k", "5", String(timeout)]
+        var argv: [String]
         if let n = ranks {
-            command += ["bash", repoRoot.appendingPathComponent("scripts/launch.sh").path, "-n", String(n), "--"]
+            argv = ["bash", repoRoot.appendingPathComponent("scripts/launch.sh").path, "-n", String(n), "--"]
         } else {
-            command += [binary]
+            argv = [binary]
         }
-        command += arguments
-
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
-        var env = ProcessInfo.processInfo.environment
-        env["VGGDP_BIN"] = binary
-        for (k, v) in environment { env[k] = v }
-        process.environment = env
-        process.standardOutput = try FileHandle(forWritingTo: out)
-        process.standardError = try FileHandle(forWritingTo: err)
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus,
-                      stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
-                      stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+        var env = environment
+        env["VGGDP_BIN"] = env["VGGDP_BIN"] ?? binary
+        return try command(argv + arguments, timeout: timeout, environment: env)
     }
 
     /// Runs any command (`argv[0]` looked up on PATH) with a hard time limit:
