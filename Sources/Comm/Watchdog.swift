@@ -40,10 +40,14 @@ public final class Watchdog {
     public func announce(step: Int, id: Int) {
         lock.lock()
         sequence += 1
-        var message: [Int64] = [sequence, Int64(step), Int64(id)]
-        inFlight = (sequence, Int64(step), Int64(id), Self.now())
+        let seq = sequence
+        inFlight = (seq, Int64(step), Int64(id), Self.now())
         lock.unlock()
-        MPI_Send(&message, 3, vggdp_int64(), 0, Self.tag, board)
+        // On the stack: nothing is allocated per collective.
+        withUnsafeTemporaryAllocation(of: Int64.self, capacity: 3) { message in
+            message[0] = seq; message[1] = Int64(step); message[2] = Int64(id)
+            _ = MPI_Send(message.baseAddress, 3, vggdp_int64(), 0, Self.tag, board)
+        }
     }
 
     /// Call when the announced collective has completed.
