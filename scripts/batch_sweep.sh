@@ -90,21 +90,13 @@ label="${label:-$(hostname 2>/dev/null || uname -n)}"
 safe_label="$(printf '%s' "$label" | tr -c 'A-Za-z0-9._-' '_')"
 [ -n "$safe_label" ] || safe_label=run
 
-bin="${VGGDP_BIN:-$repo_root/.build/release/vgg-dp}"
-[ -x "$bin" ] && [ ! -d "$bin" ] || { echo "vgg-dp is not built: run scripts/setup.sh (or swift build -c release)" >&2; exit 1; }
+script=batch_sweep.sh
+# shellcheck source=scripts/lib/study.sh
+. "$repo_root/scripts/lib/study.sh"
 
 out="${out:-$repo_root/runs/sweep-$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$out" || die "cannot create $out"
 
-lock="${VGGDP_LOCK-/tmp/bench.lock}"
-locked=()
-if [ -n "$lock" ]; then
-    if command -v flock >/dev/null 2>&1; then
-        locked=(flock "$lock")
-    else
-        echo "batch_sweep.sh: flock not found; running without $lock" >&2
-    fi
-fi
 
 echo "batch_sweep.sh: $mode, batch sizes ${sizes[*]}, one rank, label $safe_label, into $out"
 files=()

@@ -104,21 +104,13 @@ else
     hostfile_args=()
 fi
 
-bin="${VGGDP_BIN:-$repo_root/.build/release/vgg-dp}"
-[ -x "$bin" ] && [ ! -d "$bin" ] || { echo "vgg-dp is not built: run scripts/setup.sh (or swift build -c release)" >&2; exit 1; }
+script=scaling.sh
+# shellcheck source=scripts/lib/study.sh
+. "$repo_root/scripts/lib/study.sh"
 
 out="${out:-$repo_root/runs/scaling-$kind-$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$out" || die "cannot create $out"
 
-lock="${VGGDP_LOCK-/tmp/bench.lock}"
-locked=()
-if [ -n "$lock" ]; then
-    if command -v flock >/dev/null 2>&1; then
-        locked=(flock "$lock")
-    else
-        echo "scaling.sh: flock not found; running without $lock" >&2
-    fi
-fi
 
 echo "scaling.sh: $kind scaling over ranks ${ranks[*]} (${batch_args[*]}) into $out"
 files=() failed=()
