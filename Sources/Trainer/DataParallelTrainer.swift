@@ -345,7 +345,8 @@ public final class DataParallelTrainer {
     /// The environment as this rank sees it.
     public var environment: RunEnvironment {
         RunEnvironment(hosts: world.hostNames, blasThreads: blasThreads, blasCore: BLAS.coreName, blasConfig: BLAS.config,
-                       openblasCoretype: ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"],
+                       openblasCoretype: BLASKernel.choiceNote == nil ? ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] : nil,
+                       blasKernelChoice: BLASKernel.choiceNote,
                        mpiLibrary: World.libraryVersion, mpiThreadLevel: world.threadLevel.description,
                        commWait: commWaitDescription)
     }

@@ -75,6 +75,8 @@ public struct RunReport: Codable, Sendable {
     public var blasCore: String
     public var blasConfig: String
     public var openblasCoretype: String?
+    /// Set when vgg-dp chose the kernel (see `BLASKernel`): how and why.
+    public var blasKernelChoice: String? = nil
     public var mpiLibrary: String
     public var mpiThreadLevel: String
     /// Convolution lowering asked for, and what each conv layer ran.
@@ -176,6 +178,7 @@ public struct RunEnvironment: Sendable {
     public var blasCore: String
     public var blasConfig: String
     public var openblasCoretype: String?
+    public var blasKernelChoice: String? = nil
     public var mpiLibrary: String
     public var mpiThreadLevel: String
     public var commWait: String
@@ -248,7 +251,7 @@ extension RunReport {
             warmup: config.warmup, steps: config.steps, seed: config.seed,
             parameters: spec.parameterCount, forwardFlopsPerImage: spec.forwardFLOPsPerImage, stepFlopsPerImage: stepFlops,
             hosts: env.hosts, blasThreads: env.blasThreads, blasCore: env.blasCore, blasConfig: env.blasConfig,
-            openblasCoretype: env.openblasCoretype, mpiLibrary: env.mpiLibrary, mpiThreadLevel: env.mpiThreadLevel,
+            openblasCoretype: env.openblasCoretype, blasKernelChoice: env.blasKernelChoice, mpiLibrary: env.mpiLibrary, mpiThreadLevel: env.mpiThreadLevel,
             overlap: config.overlap, commWait: env.commWait, bucketMb: config.bucketMB, buckets: buckets,
             stepSeconds: slowest.stepSeconds, imagesPerSecond: imagesPerSecond, gflopsPerSecond: gflops,
             gflopsPerSecondPerRank: gflops / Double(all.count),

@@ -17,6 +17,6 @@ struct Peak: ParsableCommand {
         BLAS.setThreads(threads)
         let r = BLAS.peakGFLOPS(n: size, repeats: repeats)
         let times = r.seconds.map { Text.fixed($0 * 1000, 1) }.joined(separator: " ")
-        printOut("peak: sgemm \(size)×\(size)×\(size), \(threads) thread(s), OpenBLAS \(BLAS.coreName): \(Text.fixed(r.gflops, 1)) GFLOP/s (best of \(repeats); ms: \(times))")
+        printOut("peak: sgemm \(size)×\(size)×\(size), \(threads) thread(s), OpenBLAS \(BLAS.coreName)\(BLASKernel.choiceNote == nil ? "" : " (chosen by vgg-dp)"): \(Text.fixed(r.gflops, 1)) GFLOP/s (best of \(repeats); ms: \(times))")
     }
 }

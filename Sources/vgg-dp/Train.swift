@@ -35,7 +35,7 @@ struct Train: ParsableCommand {
             let plan = BucketPlan(spec: config.network, bucketMB: config.bucketMB)
             if world.isRoot {
                 printOut(layout(config, world: world, threads: threads, plan: plan))
-                if let advice = BLAS.kernelAdvice { printOut(advice) }
+                if let advice = BLASKernel.advice { printOut(advice) }
             }
 
             let trainer = try DataParallelTrainer(config: config, world: world, blasThreads: threads)
@@ -130,7 +130,7 @@ struct Train: ParsableCommand {
         vgg-dp: \(spec.model.rawValue) at \(spec.imageSize)×\(spec.imageSize), \(spec.classes) classes, width ÷\(spec.widthDivisor), \
         \(Text.grouped(spec.parameterCount)) parameters, mode \(c.mode.rawValue)
         ranks: \(world.size) on \(hosts.count) host(s) [\(hostList)]; BLAS threads per rank: \(threads) \
-        (OpenBLAS \(BLAS.coreName)); \(world.threadLevel); \(World.libraryVersion)
+        (OpenBLAS \(BLAS.coreName)\(BLASKernel.choiceNote.map { ", \($0)" } ?? "")); \(world.threadLevel); \(World.libraryVersion)
         batch: \(c.batchPerRank) per rank, global \(c.batchPerRank * world.size); warm-up \(c.warmup), timed steps \(c.steps); \
         convolutions: \(convSummary(c))
         buckets: \(plan.buckets.count) (target \(c.bucketMB) MiB, \(c.overlap ? "overlapped with backward" : "after backward"), gradients sent as \(c.allreduceDType.rawValue)), MiB: \(sizes)

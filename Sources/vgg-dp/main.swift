@@ -1,6 +1,12 @@
 import ArgumentParser
 import Foundation
 import Trainer
+import VGGEngine
+
+// Before MPI starts: a better OpenBLAS kernel when OpenBLAS fell back to an
+// old one on a CPU it does not know (see BLASKernel), checked once chosen.
+BLASKernel.reexecIfOutdated()
+BLASKernel.verifyChosenKernel()
 
 // Every rank parses the same command line. Usage errors are printed once, by
 // the rank that mpirun calls 0, and every rank exits with status 2.

@@ -65,6 +65,9 @@ public enum Launcher {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
         process.arguments = ["-k", "5", String(timeout)] + argv
         var env = ProcessInfo.processInfo.environment
+        // Tests run the OpenBLAS kernel the environment gives them: vgg-dp
+        // must not pick another (BLASKernel); a test may still override.
+        env["VGGDP_OPENBLAS_KERNEL"] = "keep"
         for (k, v) in environment { env[k] = v }
         process.environment = env
         process.standardOutput = try FileHandle(forWritingTo: out)

@@ -71,19 +71,3 @@ extension BLAS {
     /// Parallel parts for the engine's own loops: the BLAS thread count.
     static var parts: Int { max(1, threads) }
 }
-
-extension BLAS {
-    /// A warning when OpenBLAS fell back to an old kernel on a CPU it does not
-    /// know (OpenBLAS 0.3.21 picks Prescott, SSE3, on some recent Xeons).
-    public static var kernelAdvice: String? {
-        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let flagsLine = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return nil }
-        let flags = Set(flagsLine.split(separator: " ").map(String.init))
-        let old: Set<String> = ["Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Katmai", "Coppermine",
-                                "Northwood", "Banias", "Sandybridge", "generic"]
-        guard flags.contains("avx2") && flags.contains("fma"), old.contains(coreName) else { return nil }
-        let suggestion = flags.contains("avx512f") ? "Haswell (or SkylakeX)" : "Haswell"
-        return "warning: OpenBLAS runs its \(coreName) kernel on a CPU with AVX2\(flags.contains("avx512f") ? "/AVX-512" : ""); "
-            + "OPENBLAS_CORETYPE=\(suggestion) is several times faster (compare with `vgg-dp peak`)"
-    }
-}
