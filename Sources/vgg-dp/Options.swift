@@ -32,7 +32,7 @@ struct RunOptions: ParsableArguments {
     var mode: Mode = .train
     @Option(help: "Weight initialisation: glorot (the notebook's) or he.")
     var initScheme: Network.InitScheme = .glorot
-    @Option(help: "Convolution lowering: im2col (reference), winograd2x2, winograd4x4, or auto (per layer).")
+    @Option(help: "Convolution lowering: im2col (reference), winograd2x2, winograd4x4, winograd6x6, or auto (per layer).")
     var conv: ConvAlgorithm = .auto
     @Option(help: "BLAS threads per rank (default: cores on the node / ranks on the node).")
     var threads: Int?

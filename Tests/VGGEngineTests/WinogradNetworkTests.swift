@@ -28,6 +28,7 @@ import XCTest
 final class WinogradNetworkTests: XCTestCase {
     func testWholeNetworkGradientsF2() throws { try checkWholeNetwork(.winograd2, tolerance: 1e-2) }
     func testWholeNetworkGradientsF4() throws { try checkWholeNetwork(.winograd4, tolerance: 3e-2) }
+    func testWholeNetworkGradientsF6() throws { try checkWholeNetwork(.winograd6, tolerance: 3e-2) }
     func testWholeNetworkGradientsAuto() throws { try checkWholeNetwork(.auto, tolerance: 3e-2) }
 
     /// Every algorithm computes the same network: logits and gradients
@@ -47,7 +48,7 @@ final class WinogradNetworkTests: XCTestCase {
             return net
         }
         let ref = try run(.im2col)
-        for a in [ConvAlgorithm.winograd2, .winograd4, .auto] {
+        for a in [ConvAlgorithm.winograd2, .winograd4, .winograd6, .auto] {
             let net = try run(a)
             let logits = TensorError(net.logits, ref.logits, count: 2 * tinySpec.classes)
             let grads = TensorError(net.gradients.base, ref.gradients.base, count: ref.gradients.count)

@@ -100,9 +100,10 @@ struct TensorError: CustomStringConvertible {
 ///   bound 2e-5 (measured ≤ ~2e-6).
 /// - F(4×4): entries up to 8 and 1/24, and cancellation between them, lose
 ///   more: bound 5e-4 (measured ≤ ~2e-5 forward, ~5e-5 backward; printed).
+/// - F(6×6): entries up to 32 and 1/90: bound 5e-3 (measured: printed).
 /// A layout, padding or indexing bug gives errors of order 1.
 final class WinogradTests: XCTestCase {
-    static let bounds: [ConvAlgorithm: Double] = [.winograd2: 2e-5, .winograd4: 5e-4, .auto: 5e-4, .im2col: 1e-6]
+    static let bounds: [ConvAlgorithm: Double] = [.winograd2: 2e-5, .winograd4: 5e-4, .winograd6: 5e-3, .auto: 5e-4, .im2col: 1e-6]
 
     /// (in, out, height, width, batch, budget): budget in floats, 1 << 20 is
     /// "whole batch in one chunk".
@@ -156,13 +157,21 @@ final class WinogradTests: XCTestCase {
         print("[winograd] F(4x4,3x3) worst max-rel error over all cases: \(String(format: "%.2e", worst))")
     }
 
+    func testF6MatchesIm2col() {
+        var worst = 0.0
+        for (c, k, h, w, n, b) in Self.cases { worst = max(worst, compare(.winograd6, c, k, h, w, n, b)) }
+        // 14×14 (VGG's last block): 8×8 tiles pad it to 18×18.
+        worst = max(worst, compare(.winograd6, 32, 16, 14, 14, 2, 1 << 20))
+        print("[winograd] F(6x6,3x3) worst max-rel error over all cases: \(String(format: "%.2e", worst))")
+    }
+
     func testAutoMatchesIm2col() {
         for (c, k, h, w, n, b) in Self.cases { _ = compare(.auto, c, k, h, w, n, b) }
     }
 
     /// The first layer of a network has no input gradient: only dW and db.
     func testWithoutInputGradient() {
-        for algorithm in [ConvAlgorithm.winograd2, .winograd4] {
+        for algorithm in [ConvAlgorithm.winograd2, .winograd4, .winograd6] {
             _ = compare(algorithm, 3, 8, 7, 10, 2, 1 << 20, withInputGrad: false)
         }
     }
@@ -195,13 +204,16 @@ final class WinogradTests: XCTestCase {
         XCTAssertEqual(ConvAlgorithm.auto.resolved(inChannels: 3, height: 224, width: 224), .winograd4)
         XCTAssertEqual(ConvAlgorithm.auto.resolved(inChannels: 32, height: 2, width: 2), .im2col)
         XCTAssertEqual(ConvAlgorithm.auto.resolved(inChannels: 32, height: 8, width: 7), .winograd2)
-        XCTAssertEqual(ConvAlgorithm.auto.resolved(inChannels: 64, height: 224, width: 224), .winograd4)
+        XCTAssertEqual(ConvAlgorithm.auto.resolved(inChannels: 64, height: 224, width: 224), .winograd6)
+        XCTAssertEqual(ConvAlgorithm.auto.resolved(inChannels: 128, height: 112, width: 112), .winograd6)
+        XCTAssertEqual(ConvAlgorithm.auto.resolved(inChannels: 128, height: 56, width: 56), .winograd4)
         XCTAssertEqual(ConvAlgorithm.auto.resolved(inChannels: 512, height: 14, width: 14), .winograd4)
         XCTAssertEqual(ConvAlgorithm.auto.resolved(inChannels: 32, height: 4, width: 4), .winograd2)
         XCTAssertEqual(ConvAlgorithm.winograd4.resolved(inChannels: 3, height: 2, width: 2), .winograd4)
         XCTAssertEqual(ConvAlgorithm(rawValue: "winograd4x4"), .winograd4)
         XCTAssertEqual(ConvAlgorithm(rawValue: "winograd2x2"), .winograd2)
-        XCTAssertEqual(ConvAlgorithm.allCases.map(\.rawValue), ["im2col", "winograd2x2", "winograd4x4", "auto"])
+        XCTAssertEqual(ConvAlgorithm(rawValue: "winograd6x6"), .winograd6)
+        XCTAssertEqual(ConvAlgorithm.allCases.map(\.rawValue), ["im2col", "winograd2x2", "winograd4x4", "winograd6x6", "auto"])
 
         let net = try Network(spec: tinySpec, batch: 1, convAlgorithm: .auto)
         let convs = net.convAlgorithms.compactMap { $0 }
@@ -235,7 +247,7 @@ final class WinogradTests: XCTestCase {
     /// shared tile buffer within the budget, the transformed filter ≤ α²·512².
     func testWorkspaceSizes() {
         let specs = NetworkSpec(model: .vgg16).layers
-        for (algorithm, a2) in [(ConvAlgorithm.winograd2, 16), (.winograd4, 36), (.auto, 36)] {
+        for (algorithm, a2) in [(ConvAlgorithm.winograd2, 16), (.winograd4, 36), (.winograd6, 64), (.auto, 36)] {
             let budget = Network.defaultWorkspaceFloats
             var floats = 0, filter = 0
             for s in specs {

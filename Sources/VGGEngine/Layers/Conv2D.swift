@@ -101,6 +101,7 @@ public final class Conv2D: Layer {
         switch algorithm {
         case .winograd2: forwardWinograd(WinogradF2.self, batch: batch)
         case .winograd4: forwardWinograd(WinogradF4.self, batch: batch)
+        case .winograd6: forwardWinograd(WinogradF6.self, batch: batch)
         case .im2col, .auto: forwardIm2col(batch: batch)
         }
     }
@@ -109,6 +110,7 @@ public final class Conv2D: Layer {
         switch algorithm {
         case .winograd2: backwardWinograd(WinogradF2.self, batch: batch)
         case .winograd4: backwardWinograd(WinogradF4.self, batch: batch)
+        case .winograd6: backwardWinograd(WinogradF6.self, batch: batch)
         case .im2col, .auto: backwardIm2col(batch: batch)
         }
     }

@@ -2,7 +2,7 @@ import Foundation
 
 /// Scratch of one worker thread for the loops outside BLAS: pointer tables
 /// for the 1-D transforms, the row-pass result of one tile and one channel
-/// block (α·α·block floats, in L1), a sink for outputs that fall outside the
+/// block (α·α·block floats, in L1 or L2), a sink for outputs that fall outside the
 /// image, and partial bias-gradient sums.
 struct TransformScratch {
     let sources: SourceTable
@@ -24,7 +24,7 @@ struct TransformScratch {
 ///   α²·C·K floats (the weight gradient in the transform domain reuses it).
 ///   Not bounded by the budget: at most 36·512·512 floats (36 MiB) for
 ///   F(4×4) on VGG's widest layers, 16·512·512 (16 MiB) for F(2×2).
-/// - per-thread `TransformScratch`, one per core (or BLAS thread, if more),
+/// - per-thread `TransformScratch` (row passes of up to 8×8 points), one per core (or BLAS thread, if more),
 ///   and a vector of zeros that stands for the padding around the image.
 public final class ConvWorkspace {
     /// Channels per pass of a transform (64 floats: each row of a 6×6 tile
@@ -123,7 +123,7 @@ public final class ConvWorkspace {
         bytes += (filterNeed + channels + tiles) * 4
 
         let slotCount = max(1, ProcessInfo.processInfo.activeProcessorCount, BLAS.threads)
-        let rowsFloats = 36 * Self.block, perSlot = rowsFloats + Self.block + channels
+        let rowsFloats = 64 * Self.block, perSlot = rowsFloats + Self.block + channels
         scratchBase = Self.allocate(slotCount * perSlot)
         // Three tables of 16 pointers (at most α + m = 10 are used at once).
         let tableBytes = 48 * MemoryLayout<UnsafeMutableRawPointer>.stride
