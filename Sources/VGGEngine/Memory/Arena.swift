@@ -1,3 +1,5 @@
+import Foundation
+
 /// One contiguous, zero-initialised block of floats, allocated once and never
 /// resized. Parameters, gradients and momentum each live in one arena with
 /// the same layout (as in llm.c), so consecutive layers form one contiguous
@@ -8,13 +10,10 @@ public final class FloatArena {
 
     public init(count: Int) {
         self.count = count
-        // 64-byte alignment keeps every SIMD load aligned at the arena's start.
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
-        base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
-        base.initialize(repeating: 0, count: max(count, 1))
+        base = Pages.allocate(floats: count)
     }
 
-    deinit { UnsafeMutableRawPointer(base).deallocate() }
+    deinit { Pages.free(base, floats: count) }
 
     public subscript(i: Int) -> Float {
         get { base[i] }
@@ -39,4 +38,23 @@ public struct ArenaSlice: Equatable, Codable, Sendable {
     public var count: Int
     public init(offset: Int, count: Int) { self.offset = offset; self.count = count }
     public var end: Int { offset + count }
+}
+
+/// Zeroed, page-aligned float buffers straight from the kernel (anonymous
+/// mmap). A page becomes resident when it is first written, so memory a run
+/// never touches costs nothing: in forward mode the gradient arena and the
+/// backward buffers stay out of the resident set.
+public enum Pages {
+    public static func allocate(floats: Int) -> UnsafeMutablePointer<Float> {
+        let bytes = max(floats, 1) * MemoryLayout<Float>.stride
+        guard let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+              raw != MAP_FAILED else {
+            fatalError("vgg-dp: cannot map \(bytes) bytes: \(String(cString: strerror(errno)))")
+        }
+        return raw.bindMemory(to: Float.self, capacity: max(floats, 1))
+    }
+
+    public static func free(_ p: UnsafeMutablePointer<Float>, floats: Int) {
+        munmap(UnsafeMutableRawPointer(p), max(floats, 1) * MemoryLayout<Float>.stride)
+    }
 }

@@ -3,7 +3,9 @@
 /// buffers used in turn by backward, and one convolution workspace shared by
 /// all convolutions (`ConvWorkspace`: im2col columns or Winograd tiles, the
 /// transformed filter, per-thread scratch). Everything is allocated here,
-/// once; forward and backward allocate nothing.
+/// once; forward and backward allocate nothing. The large buffers are
+/// `Pages`: resident only once written, so a forward-only run does not pay
+/// for the gradients.
 public final class Network {
     public let spec: NetworkSpec
     public let batch: Int
@@ -25,6 +27,8 @@ public final class Network {
 
     let activations: [UnsafeMutablePointer<Float>]
     let gradientBuffers: [UnsafeMutablePointer<Float>]
+    /// Floats of each activation buffer, then of each gradient buffer.
+    private let bufferFloats: [Int]
     let convWorkspace: ConvWorkspace
     let logitsGrad: UnsafeMutablePointer<Float>
     /// Floats of the shared im2col / Winograd-tile buffer.
@@ -60,15 +64,16 @@ public final class Network {
         labels.initialize(repeating: 0, count: batch)
 
         var bytes = 0
+        var sizes: [Int] = []
         func buffer(_ count: Int) -> UnsafeMutablePointer<Float> {
             bytes += count * 4
-            let b = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
-            b.initialize(repeating: 0, count: max(count, 1))
-            return b
+            sizes.append(count)
+            return Pages.allocate(floats: count)
         }
         activations = specs.map { buffer(batch * $0.outputElementsPerImage) }
         let largest = specs.map { batch * max($0.inputElementsPerImage, $0.outputElementsPerImage) }.max() ?? 1
         gradientBuffers = [buffer(largest), buffer(largest)]
+        bufferFloats = sizes
         self.convAlgorithm = convAlgorithm
         convAlgorithms = specs.map { s in
             guard case let .conv(_, c, _, h, w) = s else { return nil }
@@ -118,8 +123,7 @@ public final class Network {
     }
 
     deinit {
-        for a in activations { a.deallocate() }
-        for g in gradientBuffers { g.deallocate() }
+        for (b, n) in zip(activations + gradientBuffers, bufferFloats) { Pages.free(b, floats: n) }
         images.deallocate()
         labels.deallocate()
     }
