@@ -3,7 +3,7 @@ import Foundation
 import Trainer
 
 enum ReportKind: String, CaseIterable, ExpressibleByArgument {
-    case auto, strong, weak, sweep
+    case auto, strong, weak, sweep, compare
 }
 
 /// `vgg-dp report RUN.json...`: a scaling study (or batch-size sweep) from
@@ -11,11 +11,16 @@ enum ReportKind: String, CaseIterable, ExpressibleByArgument {
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Summarise run reports (--report FILE) as a scaling study: Markdown table, CSV, plots.",
+        abstract: "Summarise run reports (--report FILE) as a scaling study or a tool comparison: Markdown table, CSV, plots.",
         discussion: """
         Strong scaling runs share a --global-batch; weak scaling runs share a --batch-size per rank. \
         With --kind auto the kind is read from the runs: strong when they share a global batch, weak when they \
         share a batch per rank, sweep when they share a rank count but not a batch size (scripts/batch_sweep.sh).
+
+        --kind compare (chosen by --kind auto when the runs come from different tools: vgg-dp and the \
+        TensorFlow / PyTorch baselines of scripts/baselines/) puts the runs side by side, one row per run, with \
+        images/s and peak RSS over the matching TensorFlow and PyTorch runs (same mode, batch, threads, ranks); \
+        see docs/COMPARE.md.
 
         Speedup is images/s over the run with the fewest ranks; efficiency is T_b·N_b / (N·T_N) (strong) \
         or T_b / T_N (weak), T being the slowest rank's mean step time.
@@ -41,8 +46,13 @@ struct ReportCommand: ParsableCommand {
         guard !runs.isEmpty else { throw TrainerError.usage("report: give at least one run report (RUN.json)") }
         try checkWritable(markdown, flag: "--markdown")
         try checkWritable(csv, flag: "--csv")
-        let study = try ScalingStudy(runs: try ScalingStudy.load(paths: runs),
-                                     kind: kind == .auto ? nil : StudyKind(rawValue: kind.rawValue))
+        let loaded = try ScalingStudy.load(paths: runs)
+        if kind == .compare || (kind == .auto && Set(loaded.map(\.report.tool)).count > 1) {
+            guard plots == nil else { throw TrainerError.usage("--plots is not available for a comparison (--kind compare); drop it") }
+            try compare(loaded)
+            return
+        }
+        let study = try ScalingStudy(runs: loaded, kind: kind == .auto ? nil : StudyKind(rawValue: kind.rawValue))
         // Before writing anything: can we plot at all?
         let plotter = try plots.map { try Plotter(folder: $0) }
         for n in study.notes { say("note: \(n)") }
@@ -62,6 +72,23 @@ struct ReportCommand: ParsableCommand {
             for png in pngs { say("wrote \(png)") }
         }
         let text = study.markdown(plots: links)
+        if let markdown {
+            try writeAtomically(Data(text.utf8), to: markdown)
+            say("wrote \(markdown)")
+        } else {
+            print(text, terminator: "")
+        }
+    }
+
+    /// Runs of different tools side by side: CSV and Markdown, no plots.
+    func compare(_ loaded: [LoadedRun]) throws {
+        let comparison = try Comparison(runs: loaded)
+        for n in comparison.notes { say("note: \(n)") }
+        if let csv {
+            try writeAtomically(Data(comparison.csv().utf8), to: csv)
+            say("wrote \(csv)")
+        }
+        let text = comparison.markdown()
         if let markdown {
             try writeAtomically(Data(text.utf8), to: markdown)
             say("wrote \(markdown)")
