@@ -38,7 +38,7 @@
 #                   created by scripts/baselines/setup.sh when missing)
 #   VGGDP_LOCK      lock file every run holds (default /tmp/bench.lock; empty: no lock)
 #
-# Default run: about 15 minutes on the 2-core development machine (TensorFlow
+# Default run: about 20 minutes on the 2-core development machine (TensorFlow
 # takes 7-10 s per forward-backward step at batch 16 on one thread).
 set -euo pipefail
 

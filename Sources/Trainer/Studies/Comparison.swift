@@ -295,7 +295,7 @@ public struct Comparison: Sendable {
                              + "peak RSS \(rss(r)) vs \(rss(base)) = \(Text.fixed(ratio.peakRss, 2))×")
             }
             if let one = row.vsOneRank, let base = byName[one.against] {
-                lines.append("\(r.mode), batch \(r.batchPerRank) per rank, \(r.blasThreads) thread\(r.blasThreads == 1 ? "" : "s") per rank: "
+                lines.append("\(row.mode), batch \(r.batchPerRank) per rank, \(r.blasThreads) thread\(r.blasThreads == 1 ? "" : "s") per rank: "
                              + "\(who(r)) \(r.ranks) ranks \(Text.fixed(r.imagesPerSecond, 2)) images/s vs 1 rank "
                              + "\(Text.fixed(base.imagesPerSecond, 2)) = **\(Text.fixed(one.imagesPerSecond, 2))×** "
                              + "(\(Text.fixed(100 * one.imagesPerSecond / Double(r.ranks), 1))% of \(r.ranks)×)")
