@@ -32,9 +32,9 @@ echo "== B3 train, global batch 8"
 A="train --global-batch 8 --warmup 1 --steps 4"
 bash scripts/launch.sh -n 1 -- $A --threads 1 --report $O/t_r1t1.json > $O/t_r1t1.txt 2>&1; summ t_r1t1
 bash scripts/launch.sh -n 1 -- $A --threads 2 --report $O/t_r1t2.json > $O/t_r1t2.txt 2>&1; summ t_r1t2
-bash scripts/launch.sh -n 2 -- $A --threads 1 --report $O/t_r2t1.json > $O/t_r2t1.txt 2>&1; summ t_r2t1
+bash scripts/launch.sh -n 2 -- $A --threads 1 --overlap --report $O/t_r2t1.json > $O/t_r2t1.txt 2>&1; summ t_r2t1
 bash scripts/launch.sh -n 2 -- $A --threads 1 --no-overlap --report $O/t_r2t1_noov.json > $O/t_r2t1_noov.txt 2>&1; summ t_r2t1_noov
-bash scripts/launch.sh -n 4 -- $A --threads 1 --report $O/t_r4t1.json > $O/t_r4t1.txt 2>&1; summ t_r4t1
+bash scripts/launch.sh -n 4 -- $A --threads 1 --overlap --report $O/t_r4t1.json > $O/t_r4t1.txt 2>&1; summ t_r4t1
 bash scripts/launch.sh -n 4 -- $A --threads 1 --no-overlap --report $O/t_r4t1_noov.json > $O/t_r4t1_noov.txt 2>&1; summ t_r4t1_noov
 echo "== B4 weak: 1 rank x 1 thread batch 8 vs 2 ranks x 1 thread batch 8 each"
 bash scripts/launch.sh -n 2 -- train --batch-size 8 --warmup 1 --steps 4 --threads 1 --no-overlap --report $O/w_r2b8.json > $O/w_r2b8.txt 2>&1; summ w_r2b8

@@ -13,7 +13,7 @@
 #   forward, batch 32, 1 thread
 #   forward-backward, batch 32, 1 thread (for peak RSS; --rss-steps timed steps)
 #   vgg-dp only: train, batch 16 per rank, 1 rank × 1 thread and 2 ranks × 1
-#   thread, the latter with and without --no-overlap
+#   thread, the latter with --overlap and with --no-overlap
 # vgg-dp runs each case with OPENBLAS_CORETYPE as the environment has it, again
 # with it unset (env -u; vgg-dp may then choose a kernel itself, see
 # BLASKernel), and with --coretype NAME once more with OPENBLAS_CORETYPE=NAME.
@@ -215,7 +215,7 @@ echo "== train, batch 16 per rank: 1 rank × 1 thread, 2 ranks × 1 thread with 
 for i in "${!kernel_labels[@]}"; do
     for variant in r1t1 r2t1 r2t1-no-overlap; do
         n=${variant:1:1} extra=()
-        [ "$variant" = r2t1-no-overlap ] && extra=(--no-overlap)
+        case "$variant" in r2t1) extra=(--overlap) ;; r2t1-no-overlap) extra=(--no-overlap) ;; esac
         # shellcheck disable=SC2086
         run "vggdp-${kernel_labels[$i]}-train-b16-$variant" env ${kernel_envs[$i]} VGGDP_BIN="$bin" \
             bash scripts/launch.sh -n "$n" -- train --batch-size 16 --threads 1 --warmup "$warmup" --steps "$steps" "${extra[@]}"

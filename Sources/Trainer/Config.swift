@@ -36,6 +36,18 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var bucketMB: Double = 25
     /// Allreduce on a communication thread while backward runs.
     public var overlap = true
+
+    /// Whether to overlap when the user did not say. Overlap pays when a
+    /// network moves the bytes (ranks on several hosts) or a core is idle for
+    /// the communication thread. On one host with every core computing, a
+    /// shared-memory allreduce is copies and sums on the busy cores: beside
+    /// backward it slows backward by more than it hides. Measured on 2 cores,
+    /// VGG-16 train, median step: 2 ranks × 1 thread at batch 16 per rank
+    /// 8.22 s without overlap against 8.47 s with; global batch 8, 2.50 s
+    /// against 2.56 s; 4 ranks (oversubscribed) 3.69 s against 4.00 s.
+    public static func defaultOverlap(hosts: Int, ranksOnHost: Int, threadsPerRank: Int, cores: Int) -> Bool {
+        hosts > 1 || ranksOnHost * threadsPerRank < cores
+    }
     /// The type gradients travel in (summed in fp32 either way).
     public var allreduceDType: GradientDType = .fp32
     /// How the communication thread waits for an allreduce.

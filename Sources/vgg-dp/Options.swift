@@ -1,5 +1,6 @@
 import ArgumentParser
 import Comm
+import Foundation
 import Trainer
 import VGGEngine
 
@@ -48,8 +49,12 @@ struct RunOptions: ParsableArguments {
     var bucketMb: Double = 25
     @Option(help: "Type gradients travel in: fp32, bf16 or fp16 (16-bit halves the traffic; sums are done in fp32).")
     var allreduceDtype: GradientDType = .fp32
-    @Flag(help: "Run every allreduce after backward instead of overlapping it.")
-    var noOverlap = false
+    @Flag(inversion: .prefixedNo, help: """
+        Run each bucket's allreduce on a communication thread while backward goes on (--overlap), or after \
+        backward (--no-overlap). Default: overlap when the ranks span hosts or this host has a core no rank \
+        computes on; on one host with every core computing, after backward (measured faster there).
+        """)
+    var overlap: Bool? = nil
     @Option(help: "How the communication thread waits: blocking (MPI_Allreduce) or polling (MPI_Iallreduce + MPI_Test, sleeping --poll-us between tests).")
     var commWait: CommWaitChoice = .blocking
     @Option(help: "Sleep between MPI_Test calls when polling, microseconds.")
@@ -97,7 +102,7 @@ struct RunOptions: ParsableArguments {
         c.seed = seed
         c.optimizer = SGD(learningRate: lr, momentum: momentum, weightDecay: weightDecay)
         c.bucketMB = bucketMb
-        c.overlap = !noOverlap
+        c.overlap = overlap ?? true  // `resolveOverlap` decides when neither flag was given
         c.checkEvery = checkEvery
         c.allreduceDType = allreduceDtype
         c.commWait = commWait
@@ -113,5 +118,13 @@ struct RunOptions: ParsableArguments {
         if let t = threads, t < 1 { throw TrainerError.usage("--threads must be at least 1, got \(t)") }
         try c.validate()
         return c
+    }
+
+    /// Sets `config.overlap` from --overlap / --no-overlap, or by
+    /// `TrainConfig.defaultOverlap` for this job's layout.
+    func resolveOverlap(_ config: inout TrainConfig, world: World, threads: Int) {
+        config.overlap = overlap ?? TrainConfig.defaultOverlap(
+            hosts: Set(world.hostNames).count, ranksOnHost: world.localSize, threadsPerRank: threads,
+            cores: ProcessInfo.processInfo.activeProcessorCount)
     }
 }

@@ -32,6 +32,7 @@ struct Train: ParsableCommand {
                 if let dir = config.resumeDir { try checkFolder(dir, flag: "--resume", writable: false) }
             }
             let threads = blasThreads(requested: options.threads, world: world)
+            options.resolveOverlap(&config, world: world, threads: threads)
             let plan = BucketPlan(spec: config.network, bucketMB: config.bucketMB)
             if world.isRoot {
                 printOut(layout(config, world: world, threads: threads, plan: plan))

@@ -31,7 +31,7 @@ final class DataParallelTests: XCTestCase {
     }
 
     func testEquivalenceHoldsWithoutOverlapAndWithPerLayerBuckets() throws {
-        for extra in [["--no-overlap"], ["--bucket-mb", "0"], ["--bucket-mb", "0.05"]] {
+        for extra in [["--no-overlap"], ["--overlap", "--bucket-mb", "0"], ["--overlap", "--bucket-mb", "0.05"]] {
             let r = try Launcher.run(["verify"] + tiny + ["--batch-size", "2", "--warmup", "0", "--steps", "3"] + extra, ranks: 2)
             XCTAssertEqual(r.status, 0, "\(extra): \(r.all)")
             XCTAssertTrue(r.stdout.contains("PASS"), r.all)
@@ -42,7 +42,7 @@ final class DataParallelTests: XCTestCase {
         let folder = Launcher.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         var checksums: [String] = []
-        for (i, extra) in [[], ["--no-overlap"], []].enumerated() {
+        for (i, extra) in [["--overlap"], ["--no-overlap"], ["--overlap"]].enumerated() {
             let path = folder.appendingPathComponent("run\(i).json").path
             let r = try Launcher.run(tiny + ["--batch-size", "2", "--warmup", "1", "--steps", "4", "--bucket-mb", "0.1",
                                              "--report", path] + extra, ranks: 2)
@@ -57,11 +57,33 @@ final class DataParallelTests: XCTestCase {
             XCTAssertGreaterThan(report.buckets.count, 1)
             XCTAssertEqual(report.buckets.map(\.count).reduce(0, +), 113_090)
             XCTAssertEqual(report.parameterChecksum.count, 16)
+            XCTAssertEqual(report.overlap, extra == ["--overlap"])
             checksums.append(report.parameterChecksum)
         }
         // Two ranks: a + b is the same sum whichever thread issues it, and a
         // repeated run is bitwise identical.
         XCTAssertEqual(Set(checksums).count, 1, "\(checksums)")
+    }
+
+    /// Without --overlap / --no-overlap: overlap across hosts or with a
+    /// core left free of compute, not on one host whose cores all compute.
+    func testOverlapDefault() throws {
+        XCTAssertFalse(TrainConfig.defaultOverlap(hosts: 1, ranksOnHost: 2, threadsPerRank: 1, cores: 2))
+        XCTAssertFalse(TrainConfig.defaultOverlap(hosts: 1, ranksOnHost: 4, threadsPerRank: 1, cores: 2))
+        XCTAssertFalse(TrainConfig.defaultOverlap(hosts: 1, ranksOnHost: 2, threadsPerRank: 4, cores: 8))
+        XCTAssertTrue(TrainConfig.defaultOverlap(hosts: 1, ranksOnHost: 2, threadsPerRank: 1, cores: 4))
+        XCTAssertTrue(TrainConfig.defaultOverlap(hosts: 2, ranksOnHost: 1, threadsPerRank: 2, cores: 2))
+
+        // And the binary applies it: 2 ranks × 1 thread here.
+        let folder = Launcher.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("auto.json").path
+        let r = try Launcher.run(tiny + ["--batch-size", "2", "--warmup", "0", "--steps", "1", "--threads", "1",
+                                         "--report", path], ranks: 2)
+        XCTAssertEqual(r.status, 0, r.all)
+        let expected = 2 < ProcessInfo.processInfo.activeProcessorCount
+        XCTAssertEqual(try RunReport.read(from: path).overlap, expected)
+        XCTAssertTrue(r.stdout.contains(expected ? "overlapped with backward" : "after backward"), r.stdout)
     }
 
     func testStrongScalingSplitsTheGlobalBatch() throws {
