@@ -68,7 +68,8 @@ struct Train: ParsableCommand {
         }
         defer { signals.cancel() }
         if world.isRoot && world.size > 1 && config.mode.hasBackward {
-            printOut("communication: \(trainer.commWaitDescription)")
+            let wait = trainer.commWaitDescription
+            printOut("communication: " + (wait == "none" ? "MPI_Allreduce on the compute thread, after backward" : wait))
         }
         let total = config.steps
         let checksum = try trainer.run { step, times in
