@@ -98,7 +98,11 @@ public final class Watchdog {
                 }
                 firstSeen = firstSeen.filter { $0.key > lowest }
             }
-            if let m = mine, Self.now() - m.since > timeout * (world.rank == 0 ? 1 : 1.5) {
+            // Rank 0's own wait fires later than its view of the board (which
+            // sees an announcement up to one poll after it was made), so that
+            // a missing rank is named whenever there is one; other ranks wait
+            // longer still, so that rank 0 speaks first.
+            if let m = mine, Self.now() - m.since > timeout * (world.rank == 0 ? 1.25 : 1.5) {
                 fail("step \(m.step), \(describe(Int(m.id))) has not completed after \(Int(Self.now() - m.since)) s on rank \(world.rank)")
             }
             if stop {
