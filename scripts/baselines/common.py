@@ -367,6 +367,20 @@ def finish(args, tool, mode, durations, blas_core, blas_config, objective=None):
         print("report: %s" % args.report, flush=True)
 
 
+def run_baseline(args, tool, version, run_benchmark, kernels):
+    """What each baseline does once its network is defined: a header line,
+    the timed runs, the kernels that ran, then one report per mode."""
+    print("%s %s: vgg16 at 224×224, batch %d, %d thread(s) (inter-op 1), mode %s, burn-in %d, steps %d; %s"
+          % (tool, version, args.batch_size, args.threads, args.mode, args.burn_in, args.steps, host_line()),
+          flush=True)
+    results = run_benchmark()
+    blas_core, blas_config = kernels()
+    print("kernels: %s (%s)" % (blas_core, blas_config), flush=True)
+    for mode, durations in results.items():
+        finish(args, tool, mode, durations, blas_core, blas_config,
+               objective="l2_loss(fc8)" if mode == "forward-backward" else None)
+
+
 def host_line():
     return "%s, Python %s, %s" % (socket.gethostname(), platform.python_version(), platform.machine())
 

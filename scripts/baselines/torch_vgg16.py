@@ -129,12 +129,4 @@ def run_benchmark():
     return results
 
 
-print("pytorch %s: vgg16 at 224×224, batch %d, %d thread(s) (inter-op 1), mode %s, burn-in %d, steps %d; %s"
-      % (torch.__version__, args.batch_size, args.threads, args.mode, args.burn_in, args.steps, common.host_line()),
-      flush=True)
-results = run_benchmark()
-blas_core, blas_config = kernels()
-print("kernels: %s (%s)" % (blas_core, blas_config), flush=True)
-for mode, durations in results.items():
-    common.finish(args, "pytorch", mode, durations, blas_core, blas_config,
-                  objective="l2_loss(fc8)" if mode == "forward-backward" else None)
+common.run_baseline(args, "pytorch", torch.__version__, run_benchmark, kernels)

@@ -233,18 +233,8 @@ public struct Comparison: Sendable {
         out.append("")
         out += table()
         let ratios = ratioLines()
-        if !ratios.isEmpty {
-            out.append("")
-            out.append("## Ratios")
-            out.append("")
-            out += ratios.map { "- " + $0 }
-        }
-        if !notes.isEmpty {
-            out.append("")
-            out.append("## Notes")
-            out.append("")
-            out += notes.map { "- " + $0 }
-        }
+        out += ScalingStudy.bulletSection("Ratios", ratios)
+        out += ScalingStudy.bulletSection("Notes", notes)
         out.append("")
         out.append("## Runs")
         out.append("")

@@ -361,12 +361,7 @@ public struct ScalingStudy: Sendable {
                 out.append("![\(p.title)](\(markdownLink(p.path)))")
             }
         }
-        if !notes.isEmpty {
-            out.append("")
-            out.append("## Notes")
-            out.append("")
-            out += notes.map { "- " + $0 }
-        }
+        out += Self.bulletSection("Notes", notes)
         out.append("")
         out.append("## Runs")
         out.append("")
@@ -406,6 +401,12 @@ public struct ScalingStudy: Sendable {
     }
 
     /// A pipe table; numbers right-aligned.
+    /// A blank line, "## title", a blank line and one "- " line per bullet;
+    /// nothing when there are no bullets.
+    public static func bulletSection(_ title: String, _ bullets: [String]) -> [String] {
+        bullets.isEmpty ? [] : ["", "## \(title)", ""] + bullets.map { "- " + $0 }
+    }
+
     public static func markdownTable(_ header: [String], _ rows: [[String]], leftColumns: Int) -> [String] {
         func line(_ cells: [String]) -> String {
             "| " + cells.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |"

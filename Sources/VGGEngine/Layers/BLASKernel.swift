@@ -52,9 +52,7 @@ public enum BLASKernel {
         guard let kernel = upgrade(picked: BLAS.coreName, flags: cpuFlags(), environment: env) else { return }
         setenv("OPENBLAS_CORETYPE", kernel, 1)
         setenv(fallbackVariable, BLAS.coreName, 1)
-        var argv: [UnsafeMutablePointer<CChar>?] = CommandLine.arguments.map { strdup($0) }
-        argv.append(nil)
-        execv("/proc/self/exe", &argv)
+        reexec()
         // exec failed: carry on with OpenBLAS's own choice.
         unsetenv("OPENBLAS_CORETYPE")
         unsetenv(fallbackVariable)
@@ -74,10 +72,16 @@ public enum BLASKernel {
                 """.utf8))
             unsetenv("OPENBLAS_CORETYPE")
             setenv(switchVariable, "keep", 1)
-            var argv: [UnsafeMutablePointer<CChar>?] = CommandLine.arguments.map { strdup($0) }
-            argv.append(nil)
-            execv("/proc/self/exe", &argv)
+            reexec()
         }
+    }
+
+    /// Replaces this process with a new run of the same program and
+    /// arguments (the environment as now set); returns only if exec fails.
+    private static func reexec() {
+        var argv: [UnsafeMutablePointer<CChar>?] = CommandLine.arguments.map { strdup($0) }
+        argv.append(nil)
+        execv("/proc/self/exe", &argv)
     }
 
     /// How this process's kernel was chosen, for the layout line and reports:
