@@ -4,6 +4,7 @@ import PackageDescription
 // vgg-dp: data-parallel VGG training and benchmarking on OpenMPI + OpenBLAS.
 //
 //   CMPI, COpenBLAS   system libraries (pkg-config: ompi-c, openblas)
+//   Vocabulary        value types every module shares (Foundation only)
 //   VGGEngine         the network: layers (BLAS lives here), arenas, data, init
 //   Comm              the only module that talks to MPI
 //   Trainer           data-parallel training loop, buckets, timing, reports
@@ -24,12 +25,13 @@ let package = Package(
                        providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "VGGEngine", dependencies: ["COpenBLAS"],
+        .target(name: "Vocabulary"),
+        .target(name: "VGGEngine", dependencies: ["Vocabulary", "COpenBLAS"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
-        .target(name: "Comm", dependencies: ["CMPI"]),
-        .target(name: "Trainer", dependencies: ["VGGEngine", "Comm"]),
+        .target(name: "Comm", dependencies: ["Vocabulary", "CMPI"]),
+        .target(name: "Trainer", dependencies: ["Vocabulary", "VGGEngine", "Comm"]),
         .executableTarget(name: "vgg-dp", dependencies: [
-            "Trainer", "VGGEngine", "Comm",
+            "Trainer", "VGGEngine", "Comm", "Vocabulary",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Runs the built vgg-dp under mpirun for the tests that need real ranks.

@@ -1,12 +1,6 @@
 import CMPI
 import Foundation
-
-/// A contiguous run of floats in the gradient buffer: one allreduce.
-public struct Bucket: Equatable, Sendable {
-    public var offset: Int
-    public var count: Int
-    public init(offset: Int, count: Int) { self.offset = offset; self.count = count }
-}
+import Vocabulary
 
 /// Sums gradient buckets across ranks on a dedicated communication thread, so
 /// that a bucket's allreduce runs while backward computes the layers before

@@ -1,20 +1,13 @@
-import Comm
 import VGGEngine
+import Vocabulary
 
 /// Gradient buckets: consecutive layers, grouped in reverse layer order
 /// (the order backward produces them) until a bucket reaches the target
 /// size, as PyTorch DDP does. Because the arena holds layers in forward
 /// order, each bucket is one contiguous slice of it.
 public struct BucketPlan: Equatable, Sendable {
-    public struct Entry: Equatable, Sendable {
-        /// Layer indices (into NetworkSpec.layers), in backward order.
-        public var layers: [Int]
-        public var slice: ArenaSlice
-        public var bytes: Int { slice.count * 4 }
-    }
-
     /// Buckets in the order backward completes them.
-    public var buckets: [Entry]
+    public var buckets: [Bucket]
     /// For each layer with parameters, the bucket it belongs to.
     public var bucketOfLayer: [Int: Int]
 
@@ -24,7 +17,7 @@ public struct BucketPlan: Equatable, Sendable {
         var offset = 0
         for s in specs { offsets.append(offset); offset += s.parameterCount }
 
-        var buckets: [Entry] = []
+        var buckets: [Bucket] = []
         var current: [Int] = []
         var bytes = 0
         func close() {
@@ -32,7 +25,7 @@ public struct BucketPlan: Equatable, Sendable {
             // Backward order: `first` is the highest layer; `last` the lowest.
             let start = offsets[last]
             let end = offsets[first] + specs[first].parameterCount
-            buckets.append(Entry(layers: current, slice: ArenaSlice(offset: start, count: end - start)))
+            buckets.append(Bucket(index: buckets.count, layers: current, offset: start, count: end - start))
             current = []
             bytes = 0
         }
@@ -56,10 +49,13 @@ public struct BucketPlan: Equatable, Sendable {
     public var fingerprint: UInt64 {
         var h = CounterRandom.key(UInt64(buckets.count))
         for e in buckets {
-            h = CounterRandom.key(h, UInt64(e.slice.offset), UInt64(e.slice.count), UInt64(e.layers.count))
+            h = CounterRandom.key(h, UInt64(e.offset), UInt64(e.count), UInt64(e.layers.count))
         }
         return h
     }
+}
 
-    public var commBuckets: [Bucket] { buckets.map { Bucket(offset: $0.slice.offset, count: $0.slice.count) } }
+extension Bucket {
+    /// The bucket's slice of an arena.
+    public var slice: ArenaSlice { ArenaSlice(offset: offset, count: count) }
 }

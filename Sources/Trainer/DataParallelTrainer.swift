@@ -111,7 +111,7 @@ public final class DataParallelTrainer {
         }
 
         if ranks > 1 && config.mode.hasBackward && config.overlap {
-            allreducer = try BucketAllreducer(world: world, base: network.gradients.base, buckets: plan.commBuckets,
+            allreducer = try BucketAllreducer(world: world, base: network.gradients.base, buckets: plan.buckets,
                                               wait: Self.commWait(config, world: world, blasThreads: blasThreads),
                                               dtype: config.allreduceDType)
         } else {
