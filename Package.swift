@@ -38,6 +38,6 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "VGGEngineTests", dependencies: ["VGGEngine"]),
         .testTarget(name: "CommTests", dependencies: ["Comm", "TestSupport", "vgg-dp"]),
-        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "VGGEngine", "TestSupport", "vgg-dp"]),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "VGGEngine", "Comm", "Vocabulary", "TestSupport", "vgg-dp"]),
     ]
 )

@@ -1,4 +1,3 @@
-import CMPI
 import Foundation
 import Vocabulary
 
@@ -14,8 +13,9 @@ import Vocabulary
 /// `wait` of the step, so MPI_THREAD_SERIALIZED is enough.
 public final class BucketAllreducer {
     public let buckets: [Bucket]
-    let world: World
+    let group: GradientGroup
     let base: UnsafeMutablePointer<Float>
+    let wire: GradientWire
     let lock = NSCondition()
     // Ring of submitted bucket indices; capacity = buckets, never reallocated.
     var queue: [Int]
@@ -23,6 +23,8 @@ public final class BucketAllreducer {
     var done: [Bool]
     var stopping = false
     var thread: Thread?
+    /// The first failed allreduce; `wait` rethrows it on the compute thread.
+    var failure: Error?
 
     /// Per bucket, absolute times (Clock) of the last step's allreduce.
     public private(set) var startTimes: [Double]
@@ -32,26 +34,22 @@ public final class BucketAllreducer {
 
     public static let requiredThreadLevel = ThreadLevel.serialized
     /// Told about each allreduce, when the job runs one.
-    public var watchdog: Watchdog?
+    let watchdog: Watchdog?
     var step = 0
 
     public let waitMode: CommWait
-    let dtype: GradientDType
-    /// 16-bit copy of the largest bucket, when gradients travel in 16 bits.
-    let staging: UnsafeMutablePointer<UInt16>?
 
-    public init(world: World, base: UnsafeMutablePointer<Float>, buckets: [Bucket], wait: CommWait = .blocking,
-                dtype: GradientDType = .fp32) throws {
-        guard world.threadLevel >= Self.requiredThreadLevel else {
-            throw CommError.threadLevel(required: Self.requiredThreadLevel, provided: world.threadLevel)
+    public init(group: GradientGroup, base: UnsafeMutablePointer<Float>, buckets: [Bucket], wire: GradientWire,
+                wait: CommWait = .blocking, watchdog: Watchdog? = nil) throws {
+        guard group.threadLevel >= Self.requiredThreadLevel else {
+            throw CommError.threadLevel(required: Self.requiredThreadLevel, provided: group.threadLevel)
         }
-        self.world = world
+        self.group = group
         self.base = base
         self.buckets = buckets
+        self.wire = wire
+        self.watchdog = watchdog
         waitMode = wait
-        self.dtype = dtype
-        let largest = buckets.map(\.count).max() ?? 0
-        staging = dtype == .fp32 ? nil : .allocate(capacity: max(largest, 1))
         queue = Array(repeating: 0, count: buckets.count + 1)
         done = Array(repeating: false, count: buckets.count)
         startTimes = Array(repeating: 0, count: buckets.count)
@@ -80,15 +78,17 @@ public final class BucketAllreducer {
         lock.unlock()
     }
 
-    /// Blocks until bucket b has been summed over all ranks.
-    public func wait(_ bucket: Int) {
+    /// Blocks until bucket b has been summed over all ranks; throws the
+    /// communication thread's error if an allreduce failed.
+    public func wait(_ bucket: Int) throws {
         lock.lock()
-        if !done[bucket] {
-            let t0 = now()
-            while !done[bucket] { lock.wait() }
-            exposedWait += now() - t0
+        defer { lock.unlock() }
+        if !done[bucket] && failure == nil {
+            let t0 = Clock.now()
+            while !done[bucket] && failure == nil { lock.wait() }
+            exposedWait += Clock.now() - t0
         }
-        lock.unlock()
+        if let failure { throw failure }
     }
 
     /// Stops the thread; call once, after the last step.
@@ -100,37 +100,35 @@ public final class BucketAllreducer {
         lock.unlock()
         while thread?.isFinished == false { usleep(100) }
         thread = nil
-        staging?.deallocate()
     }
 
     func run() {
         while true {
             lock.lock()
-            while head == tail && !stopping { lock.wait() }
-            if head == tail && stopping { lock.unlock(); return }
+            while (head == tail || failure != nil) && !stopping { lock.wait() }
+            if stopping && (head == tail || failure != nil) { lock.unlock(); return }
             let b = queue[head]
             let step = self.step
             head += 1
             lock.unlock()
 
             watchdog?.announce(step: step, id: b)
-            let t0 = now()
-            world.allreduceSum(base + buckets[b].offset, count: buckets[b].count, dtype: dtype, staging: staging, wait: waitMode)
-            let t1 = now()
+            let t0 = Clock.now()
+            var error: Error? = nil
+            do {
+                try group.allreduceSum(base + buckets[b].offset, count: buckets[b].count, wire: wire, wait: waitMode)
+            } catch let e {
+                error = e
+            }
+            let t1 = Clock.now()
             watchdog?.completed()
 
             lock.lock()
             startTimes[b] = t0
             endTimes[b] = t1
-            done[b] = true
+            if let error { failure = error } else { done[b] = true }
             lock.broadcast()
             lock.unlock()
         }
-    }
-
-    @inline(__always) func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 }

@@ -1,5 +1,6 @@
 import CMPI
 import Foundation
+import Vocabulary
 
 /// Turns a hang into an error. Every rank announces each collective it is
 /// about to enter (a sequence number the same on all ranks, the step, and an
@@ -23,13 +24,11 @@ public final class Watchdog {
     static let tag: Int32 = 77
 
     /// `describe(id)` names a collective in messages, e.g. "allreduce of bucket 2 (conv5_3, conv5_2)".
-    public init(world: World, timeout: Double, describe: @escaping @Sendable (Int) -> String) {
+    public init(world: World, timeout: Double, describe: @escaping @Sendable (Int) -> String) throws {
         self.world = world
         self.timeout = timeout
         self.describe = describe
-        var dup: MPI_Comm? = nil
-        MPI_Comm_dup(world.comm, &dup)
-        board = dup!
+        board = try world.duplicate()
         let t = Thread { [unowned self] in self.watch() }
         t.name = "vgg-dp watchdog"
         thread = t
@@ -41,12 +40,13 @@ public final class Watchdog {
         lock.lock()
         sequence += 1
         let seq = sequence
-        inFlight = (seq, Int64(step), Int64(id), Self.now())
+        inFlight = (seq, Int64(step), Int64(id), Clock.now())
         lock.unlock()
         // On the stack: nothing is allocated per collective.
         withUnsafeTemporaryAllocation(of: Int64.self, capacity: 3) { message in
             message[0] = seq; message[1] = Int64(step); message[2] = Int64(id)
-            _ = MPI_Send(message.baseAddress, 3, vggdp_int64(), 0, Self.tag, board)
+            let rc = MPI_Send(message.baseAddress, 3, vggdp_int64(), 0, Self.tag, board)
+            if rc != vggdp_success() { fail("cannot reach rank 0's watchdog (MPI_Send returned \(rc))") }
         }
     }
 
@@ -60,7 +60,7 @@ public final class Watchdog {
     /// Stops the thread. Every rank must call it (it ends with a barrier).
     public func stop() {
         guard thread != nil else { return }
-        MPI_Barrier(board)
+        if MPI_Barrier(board) != vggdp_success() { fail("the closing barrier of the watchdog failed") }
         lock.lock()
         stopping = true
         lock.unlock()
@@ -70,11 +70,33 @@ public final class Watchdog {
         MPI_Comm_free(&b)
     }
 
-    static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    // MARK: - The decision (pure, for tests)
+
+    /// A collective that some ranks entered and others have not, for longer than `timeout`.
+    public struct Stall: Equatable, Sendable {
+        public var step: Int64
+        public var id: Int64
+        /// Ranks that have not announced it.
+        public var missing: [Int]
     }
+
+    /// Rank 0's verdict from the board: `last[r]`, the latest sequence rank r
+    /// announced; `firstSeen[s]`, when sequence s was first announced by any
+    /// rank (with its step and id). A stall when the lowest rank is behind
+    /// the highest and the next sequence has been waiting longer than `timeout`.
+    public static func stall(last: [Int64], firstSeen: [Int64: (step: Int64, id: Int64, at: Double)],
+                             now: Double, timeout: Double) -> Stall? {
+        let lowest = last.min() ?? 0, highest = last.max() ?? 0
+        guard lowest < highest, let pending = firstSeen[lowest + 1], now - pending.at > timeout else { return nil }
+        return Stall(step: pending.step, id: pending.id, missing: last.indices.filter { last[$0] < lowest + 1 })
+    }
+
+    /// How long a rank waits on its own collective before it fails: rank 0's
+    /// own wait fires later than its view of the board (which sees an
+    /// announcement up to one poll after it was made), so that a missing rank
+    /// is named whenever there is one; other ranks wait longer still, so that
+    /// rank 0 speaks first.
+    public static func ownTimeout(rank: Int, timeout: Double) -> Double { timeout * (rank == 0 ? 1.25 : 1.5) }
 
     // MARK: - The watchdog thread
 
@@ -89,21 +111,16 @@ public final class Watchdog {
             lock.unlock()
             if world.rank == 0 {
                 drain(&last, &firstSeen)
-                let lowest = last.min() ?? 0, highest = last.max() ?? 0
-                if lowest < highest, let pending = firstSeen[lowest + 1], Self.now() - pending.at > timeout {
-                    let missing = (0..<n).filter { last[$0] < lowest + 1 }
-                    fail("no progress for \(Int(timeout)) s at step \(pending.step), \(describe(Int(pending.id))): "
-                        + "rank(s) \(missing.map(String.init).joined(separator: ", ")) have not arrived "
-                        + "(\(n - missing.count) of \(n) ranks are waiting in it)")
+                if let s = Self.stall(last: last, firstSeen: firstSeen, now: Clock.now(), timeout: timeout) {
+                    fail("no progress for \(Int(timeout)) s at step \(s.step), \(describe(Int(s.id))): "
+                        + "rank(s) \(s.missing.map(String.init).joined(separator: ", ")) have not arrived "
+                        + "(\(n - s.missing.count) of \(n) ranks are waiting in it)")
                 }
+                let lowest = last.min() ?? 0
                 firstSeen = firstSeen.filter { $0.key > lowest }
             }
-            // Rank 0's own wait fires later than its view of the board (which
-            // sees an announcement up to one poll after it was made), so that
-            // a missing rank is named whenever there is one; other ranks wait
-            // longer still, so that rank 0 speaks first.
-            if let m = mine, Self.now() - m.since > timeout * (world.rank == 0 ? 1.25 : 1.5) {
-                fail("step \(m.step), \(describe(Int(m.id))) has not completed after \(Int(Self.now() - m.since)) s on rank \(world.rank)")
+            if let m = mine, Clock.now() - m.since > Self.ownTimeout(rank: world.rank, timeout: timeout) {
+                fail("step \(m.step), \(describe(Int(m.id))) has not completed after \(Int(Clock.now() - m.since)) s on rank \(world.rank)")
             }
             if stop {
                 if world.rank == 0 { drain(&last, &firstSeen) }
@@ -117,13 +134,17 @@ public final class Watchdog {
         while true {
             var flag: Int32 = 0
             var status = MPI_Status()
-            MPI_Iprobe(vggdp_any_source(), Self.tag, board, &flag, &status)
+            if MPI_Iprobe(vggdp_any_source(), Self.tag, board, &flag, &status) != vggdp_success() {
+                fail("MPI_Iprobe on the watchdog's board failed")
+            }
             if flag == 0 { return }
             var message = [Int64](repeating: 0, count: 3)
             let source = vggdp_status_source(&status)
-            MPI_Recv(&message, 3, vggdp_int64(), source, Self.tag, board, vggdp_status_ignore())
+            if MPI_Recv(&message, 3, vggdp_int64(), source, Self.tag, board, vggdp_status_ignore()) != vggdp_success() {
+                fail("MPI_Recv on the watchdog's board failed")
+            }
             last[Int(source)] = max(last[Int(source)], message[0])
-            if firstSeen[message[0]] == nil { firstSeen[message[0]] = (message[1], message[2], Self.now()) }
+            if firstSeen[message[0]] == nil { firstSeen[message[0]] = (message[1], message[2], Clock.now()) }
         }
     }
 

@@ -1,5 +1,231 @@
 import CMPI
 import Foundation
+import Vocabulary
+
+/// A group of MPI ranks and the collectives vgg-dp uses: the only type, with
+/// the communication thread (`BucketAllreducer`), the `Watchdog` and
+/// `AllreduceBenchmark`, that calls MPI. `World.start` makes the job's group
+/// (MPI_COMM_WORLD; MPI's singleton mode when run without mpirun);
+/// `split(color:key:)` makes smaller ones, a one-rank group among them.
+///
+/// Communicators return errors instead of aborting (MPI_ERRORS_RETURN), and
+/// every MPI return code becomes a `CommError` naming the call.
+public final class World {
+    public let rank: Int
+    public let size: Int
+    public let threadLevel: ThreadLevel
+    public let hostName: String
+    /// Host name of every rank of this group, by rank.
+    public let hostNames: [String]
+    /// This rank's index among the group's ranks on its host, and their count.
+    public let localRank: Int
+    public let localSize: Int
+    let comm: MPI_Comm
+    let ownsComm: Bool
+
+    /// Initialises MPI asking for `requested` thread support; the group of all ranks.
+    public static func start(requested: ThreadLevel = .multiple) throws -> World {
+        var provided: Int32 = 0
+        try check(MPI_Init_thread(nil, nil, requested.mpiValue, &provided), "MPI_Init_thread")
+        let world: MPI_Comm = vggdp_comm_world()
+        try check(MPI_Comm_set_errhandler(world, vggdp_errors_return()), "MPI_Comm_set_errhandler")
+        return try World(comm: world, threadLevel: ThreadLevel(mpiValue: provided), owns: false)
+    }
+
+    init(comm: MPI_Comm, threadLevel: ThreadLevel, owns: Bool) throws {
+        self.comm = comm
+        self.threadLevel = threadLevel
+        ownsComm = owns
+        var r: Int32 = 0, s: Int32 = 0
+        try Self.check(MPI_Comm_rank(comm, &r), "MPI_Comm_rank")
+        try Self.check(MPI_Comm_size(comm, &s), "MPI_Comm_size")
+        rank = Int(r)
+        size = Int(s)
+
+        var name = [CChar](repeating: 0, count: Int(vggdp_max_processor_name()) + 1)
+        var len: Int32 = 0
+        try Self.check(MPI_Get_processor_name(&name, &len), "MPI_Get_processor_name")
+        hostName = String(cString: name)
+
+        // Every rank's host name, to know who shares a node (local rank/size).
+        let width = 256
+        var mine = [CChar](repeating: 0, count: width)
+        for (i, c) in hostName.utf8CString.prefix(width - 1).enumerated() { mine[i] = c }
+        var all = [CChar](repeating: 0, count: width * Int(s))
+        try Self.check(MPI_Allgather(&mine, Int32(width), vggdp_char(), &all, Int32(width), vggdp_char(), comm), "MPI_Allgather")
+        let names = (0..<Int(s)).map { i in
+            all.withUnsafeBufferPointer { String(cString: $0.baseAddress! + i * width) }
+        }
+        hostNames = names
+        localRank = names[0..<Int(r)].filter { $0 == names[Int(r)] }.count
+        localSize = names.filter { $0 == names[Int(r)] }.count
+    }
+
+    deinit {
+        if ownsComm {
+            var c: MPI_Comm? = comm
+            MPI_Comm_free(&c)
+        }
+    }
+
+    public var isRoot: Bool { rank == 0 }
+
+    /// The ranks that pass the same `color`, ordered by `key` (then by rank
+    /// here). Collective over this group. `split(color: rank)` is this rank alone.
+    public func split(color: Int, key: Int = 0) throws -> World {
+        var sub: MPI_Comm? = nil
+        try Self.check(MPI_Comm_split(comm, Int32(color), Int32(key), &sub), "MPI_Comm_split")
+        return try World(comm: sub!, threadLevel: threadLevel, owns: true)
+    }
+
+    /// A copy of this group with its own message space (for the watchdog's board).
+    func duplicate() throws -> MPI_Comm {
+        var dup: MPI_Comm? = nil
+        try Self.check(MPI_Comm_dup(comm, &dup), "MPI_Comm_dup")
+        return dup!
+    }
+
+    /// The MPI library's own version line, e.g. "Open MPI v4.1.4, ...".
+    public static var libraryVersion: String {
+        var buf = [CChar](repeating: 0, count: Int(vggdp_max_library_version()) + 1)
+        var len: Int32 = 0
+        MPI_Get_library_version(&buf, &len)
+        return String(cString: buf).split(separator: "\n").first.map(String.init) ?? ""
+    }
+
+    public func finalize() { MPI_Finalize() }
+
+    /// Ends every rank of the job at once with `code`.
+    public func abort(code: Int32) -> Never {
+        MPI_Abort(comm, code)
+        exit(code)
+    }
+
+    /// Throws a `CommError` naming `call` unless `code` is MPI_SUCCESS.
+    static func check(_ code: Int32, _ call: StaticString) throws {
+        guard code != vggdp_success() else { return }
+        var text = [CChar](repeating: 0, count: 512)
+        var len: Int32 = 0
+        MPI_Error_string(code, &text, &len)
+        throw CommError.mpi("\(call) failed: \(String(cString: text)) (MPI error \(code))")
+    }
+
+    public func barrier() throws { try Self.check(MPI_Barrier(comm), "MPI_Barrier") }
+
+    /// In-place fp32 sum over ranks.
+    public func allreduceSum(_ p: UnsafeMutablePointer<Float>, count: Int) throws {
+        try sum(UnsafeMutableRawPointer(p), count: count, type: vggdp_float(), op: vggdp_op_sum(), wait: .blocking)
+    }
+
+    /// Sums in place over ranks in `wire`'s type, waiting the way `wait` says:
+    /// inside MPI (busy-polling, lowest latency) or by testing a non-blocking
+    /// allreduce and sleeping between tests, which leaves the core to the
+    /// compute thread when ranks outnumber cores.
+    public func allreduceSum(_ p: UnsafeMutablePointer<Float>, count: Int, wire: GradientWire, wait: CommWait) throws {
+        wire.record(count: count)
+        guard let staging = wire.staging else {
+            return try sum(UnsafeMutableRawPointer(p), count: count, type: vggdp_float(), op: vggdp_op_sum(), wait: wait)
+        }
+        precondition(count <= wire.capacity, "bucket of \(count) floats exceeds the 16-bit staging buffer of \(wire.capacity)")
+        HalfPrecision.encode(p, staging, count: count, wire.dtype)
+        try sum(UnsafeMutableRawPointer(staging), count: count, type: vggdp_uint16(), op: HalfPrecision.op(wire.dtype), wait: wait)
+        HalfPrecision.decode(staging, p, count: count, wire.dtype)
+    }
+
+    func sum(_ p: UnsafeMutableRawPointer, count: Int, type: MPI_Datatype, op: MPI_Op, wait: CommWait) throws {
+        switch wait {
+        case .blocking:
+            try Self.check(MPI_Allreduce(vggdp_in_place(), p, Int32(count), type, op, comm), "MPI_Allreduce")
+        case let .polling(microseconds):
+            var request = vggdp_request_null()
+            try Self.check(MPI_Iallreduce(vggdp_in_place(), p, Int32(count), type, op, comm, &request), "MPI_Iallreduce")
+            var done: Int32 = 0
+            while true {
+                try Self.check(MPI_Test(&request, &done, vggdp_status_ignore()), "MPI_Test")
+                if done != 0 { break }
+                usleep(UInt32(microseconds))
+            }
+        }
+    }
+
+    public func allreduceMax(_ value: Double) throws -> Double {
+        var v = value
+        try Self.check(MPI_Allreduce(vggdp_in_place(), &v, 1, vggdp_double(), vggdp_op_max(), comm), "MPI_Allreduce")
+        return v
+    }
+
+    /// One value from every rank, by rank, on every rank.
+    public func allgather(_ value: UInt64) throws -> [UInt64] {
+        var mine = value
+        var all = [UInt64](repeating: 0, count: size)
+        try Self.check(MPI_Allgather(&mine, 1, vggdp_uint64(), &all, 1, vggdp_uint64(), comm), "MPI_Allgather")
+        return all
+    }
+
+    /// Every rank's value, by rank, on `root` (nil elsewhere). Values travel
+    /// as JSON, so sizes may differ between ranks.
+    public func gather<T: Codable>(_ value: T, root: Int = 0) throws -> [T]? {
+        let bytes = try Self.encoder.encode(value)
+        var count = Int32(bytes.count)
+        var counts = [Int32](repeating: 0, count: size)
+        try Self.check(MPI_Gather(&count, 1, vggdp_int(), &counts, 1, vggdp_int(), Int32(root), comm), "MPI_Gather")
+        var displacements = [Int32](repeating: 0, count: size)
+        for i in 1..<max(size, 1) { displacements[i] = displacements[i - 1] + counts[i - 1] }
+        let total = rank == root ? Int(counts.reduce(0, +)) : 0
+        var all = [UInt8](repeating: 0, count: max(total, 1))
+        var send = [UInt8](bytes)
+        try Self.check(MPI_Gatherv(&send, count, vggdp_byte(), &all, &counts, &displacements, vggdp_byte(), Int32(root), comm),
+                       "MPI_Gatherv")
+        guard rank == root else { return nil }
+        return try (0..<size).map { i in
+            let start = Int(displacements[i])
+            return try Self.decoder.decode(T.self, from: Data(all[start..<(start + Int(counts[i]))]))
+        }
+    }
+
+    /// `root`'s value on every rank (`value` is read on root only). Travels as JSON.
+    public func broadcast<T: Codable>(_ value: T?, root: Int = 0) throws -> T {
+        var bytes = rank == root ? [UInt8](try Self.encoder.encode(value!)) : []
+        try broadcast(&bytes, root: root)
+        return try Self.decoder.decode(T.self, from: Data(bytes))
+    }
+
+    /// JSON that carries NaN and ±Inf too (a loss may be NaN), and doubles exactly.
+    static var encoder: JSONEncoder {
+        let e = JSONEncoder()
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return e
+    }
+    static var decoder: JSONDecoder {
+        let d = JSONDecoder()
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return d
+    }
+
+    /// Rank `root`'s bytes, on every rank.
+    func broadcast(_ bytes: inout [UInt8], root: Int = 0) throws {
+        var count = Int64(bytes.count)
+        try Self.check(MPI_Bcast(&count, 8, vggdp_byte(), Int32(root), comm), "MPI_Bcast")
+        if rank != root { bytes = [UInt8](repeating: 0, count: Int(count)) }
+        var offset = 0
+        while offset < Int(count) {
+            let n = min(Int(count) - offset, 1 << 30)
+            let rc = bytes.withUnsafeMutableBytes { MPI_Bcast($0.baseAddress! + offset, Int32(n), vggdp_byte(), Int32(root), comm) }
+            try Self.check(rc, "MPI_Bcast")
+            offset += n
+        }
+    }
+
+    /// Broadcasts floats in place from `root`.
+    public func broadcast(_ p: UnsafeMutablePointer<Float>, count: Int, root: Int = 0) throws {
+        var offset = 0
+        while offset < count {
+            let n = min(count - offset, 1 << 28)
+            try Self.check(MPI_Bcast(p + offset, Int32(n), vggdp_float(), Int32(root), comm), "MPI_Bcast")
+            offset += n
+        }
+    }
+}
 
 /// MPI's thread support levels, in increasing order.
 public enum ThreadLevel: Int, Comparable, CustomStringConvertible, Codable, Sendable {
@@ -35,7 +261,7 @@ public enum ThreadLevel: Int, Comparable, CustomStringConvertible, Codable, Send
     }
 }
 
-/// How the communication thread waits for an allreduce to finish.
+/// How an allreduce is waited for.
 public enum CommWait: Equatable, Sendable, CustomStringConvertible {
     /// MPI_Allreduce: MPI busy-polls until done.
     case blocking
@@ -59,175 +285,6 @@ public enum CommError: Error, CustomStringConvertible {
         case let .threadLevel(r, p):
             return "this MPI library provides \(p) but the overlapped allreduce needs \(r); rebuild OpenMPI with thread support or run with --no-overlap"
         case let .mpi(m): return m
-        }
-    }
-}
-
-/// The MPI world of this process: the only type, with BucketAllreducer and
-/// AllreduceBenchmark, that calls MPI. Works without mpirun too (MPI's
-/// singleton mode: one rank).
-public final class World {
-    public let rank: Int
-    public let size: Int
-    public let threadLevel: ThreadLevel
-    public let hostName: String
-    /// Host name of every rank, by rank.
-    public let hostNames: [String]
-    /// This rank's index among the ranks on its host, and their count.
-    public let localRank: Int
-    public let localSize: Int
-    let comm: MPI_Comm
-
-    /// Initialises MPI asking for `requested` thread support.
-    public init(requested: ThreadLevel = .multiple) {
-        var provided: Int32 = 0
-        MPI_Init_thread(nil, nil, requested.mpiValue, &provided)
-        comm = vggdp_comm_world()
-        var r: Int32 = 0, s: Int32 = 0
-        MPI_Comm_rank(comm, &r)
-        MPI_Comm_size(comm, &s)
-        rank = Int(r)
-        size = Int(s)
-        threadLevel = ThreadLevel(mpiValue: provided)
-
-        var name = [CChar](repeating: 0, count: Int(vggdp_max_processor_name()) + 1)
-        var len: Int32 = 0
-        MPI_Get_processor_name(&name, &len)
-        hostName = String(cString: name)
-
-        // Every rank's host name, to know who shares a node (local rank/size).
-        let width = 256
-        var mine = [CChar](repeating: 0, count: width)
-        for (i, c) in hostName.utf8CString.prefix(width - 1).enumerated() { mine[i] = c }
-        var all = [CChar](repeating: 0, count: width * Int(s))
-        MPI_Allgather(&mine, Int32(width), vggdp_char(), &all, Int32(width), vggdp_char(), comm)
-        let names = (0..<Int(s)).map { i in
-            all.withUnsafeBufferPointer { String(cString: $0.baseAddress! + i * width) }
-        }
-        hostNames = names
-        localRank = names[0..<Int(r)].filter { $0 == names[Int(r)] }.count
-        localSize = names.filter { $0 == names[Int(r)] }.count
-    }
-
-    public var isRoot: Bool { rank == 0 }
-
-    /// The MPI library's own version line, e.g. "Open MPI v4.1.4, ...".
-    public static var libraryVersion: String {
-        var buf = [CChar](repeating: 0, count: Int(vggdp_max_library_version()) + 1)
-        var len: Int32 = 0
-        MPI_Get_library_version(&buf, &len)
-        return String(cString: buf).split(separator: "\n").first.map(String.init) ?? ""
-    }
-
-    public func finalize() { MPI_Finalize() }
-
-    /// Ends every rank of the job at once with `code`.
-    public func abort(code: Int32) -> Never {
-        MPI_Abort(comm, code)
-        exit(code)
-    }
-
-    public func barrier() { MPI_Barrier(comm) }
-
-    /// In-place sum over ranks.
-    public func allreduceSum(_ p: UnsafeMutablePointer<Float>, count: Int) {
-        MPI_Allreduce(vggdp_in_place(), p, Int32(count), vggdp_float(), vggdp_op_sum(), comm)
-    }
-
-    /// Sums in place over ranks, waiting the way `wait` says: inside MPI
-    /// (busy-polling, lowest latency) or by testing a non-blocking allreduce
-    /// and sleeping between tests, which leaves the core to the compute
-    /// thread when ranks outnumber cores.
-    public func allreduceSum(_ p: UnsafeMutablePointer<Float>, count: Int, wait: CommWait) {
-        sum(UnsafeMutableRawPointer(p), count: count, type: vggdp_float(), op: vggdp_op_sum(), wait: wait)
-    }
-
-    /// Sums floats in place, sending them as `dtype`: 16-bit types are
-    /// converted into `staging` (at least `count` values), summed there with
-    /// an fp32-accumulating reduction, and converted back.
-    public func allreduceSum(_ p: UnsafeMutablePointer<Float>, count: Int, dtype: GradientDType,
-                             staging: UnsafeMutablePointer<UInt16>?, wait: CommWait = .blocking) {
-        guard dtype != .fp32, let staging else { return allreduceSum(p, count: count, wait: wait) }
-        HalfPrecision.encode(p, staging, count: count, dtype)
-        sum(UnsafeMutableRawPointer(staging), count: count, type: vggdp_uint16(), op: HalfPrecision.op(dtype), wait: wait)
-        HalfPrecision.decode(staging, p, count: count, dtype)
-    }
-
-    func sum(_ p: UnsafeMutableRawPointer, count: Int, type: MPI_Datatype, op: MPI_Op, wait: CommWait) {
-        switch wait {
-        case .blocking:
-            MPI_Allreduce(vggdp_in_place(), p, Int32(count), type, op, comm)
-        case let .polling(microseconds):
-            var request = vggdp_request_null()
-            MPI_Iallreduce(vggdp_in_place(), p, Int32(count), type, op, comm, &request)
-            var done: Int32 = 0
-            while true {
-                MPI_Test(&request, &done, vggdp_status_ignore())
-                if done != 0 { break }
-                usleep(UInt32(microseconds))
-            }
-        }
-    }
-
-    public func allreduceSum(_ values: inout [Double]) {
-        let n = Int32(values.count)
-        values.withUnsafeMutableBufferPointer {
-            _ = MPI_Allreduce(vggdp_in_place(), $0.baseAddress, n, vggdp_double(), vggdp_op_sum(), comm)
-        }
-    }
-
-    public func allreduceMax(_ value: Double) -> Double {
-        var v = value
-        MPI_Allreduce(vggdp_in_place(), &v, 1, vggdp_double(), vggdp_op_max(), comm)
-        return v
-    }
-
-    /// One value from every rank, by rank, on every rank.
-    public func allgather(_ value: UInt64) -> [UInt64] {
-        var mine = value
-        var all = [UInt64](repeating: 0, count: size)
-        MPI_Allgather(&mine, 1, vggdp_uint64(), &all, 1, vggdp_uint64(), comm)
-        return all
-    }
-
-    /// Variable-length arrays from every rank, on rank 0 (nil elsewhere).
-    public func gather(_ values: [Double], root: Int = 0) -> [[Double]]? {
-        var count = Int32(values.count)
-        var counts = [Int32](repeating: 0, count: size)
-        MPI_Gather(&count, 1, vggdp_int(), &counts, 1, vggdp_int(), Int32(root), comm)
-        var displacements = [Int32](repeating: 0, count: size)
-        for i in 1..<max(size, 1) where i < size { displacements[i] = displacements[i - 1] + counts[i - 1] }
-        let total = rank == root ? Int(counts.reduce(0, +)) : 0
-        var all = [Double](repeating: 0, count: max(total, 1))
-        var send = values
-        MPI_Gatherv(&send, count, vggdp_double(), &all, &counts, &displacements, vggdp_double(), Int32(root), comm)
-        guard rank == root else { return nil }
-        return (0..<size).map { i in
-            let start = Int(displacements[i])
-            return Array(all[start..<(start + Int(counts[i]))])
-        }
-    }
-
-    /// Rank `root`'s bytes, on every rank.
-    public func broadcast(_ bytes: inout [UInt8], root: Int = 0) {
-        var count = Int64(bytes.count)
-        MPI_Bcast(&count, 8, vggdp_byte(), Int32(root), comm)
-        if rank != root { bytes = [UInt8](repeating: 0, count: Int(count)) }
-        var offset = 0
-        while offset < Int(count) {
-            let n = min(Int(count) - offset, 1 << 30)
-            bytes.withUnsafeMutableBytes { _ = MPI_Bcast($0.baseAddress! + offset, Int32(n), vggdp_byte(), Int32(root), comm) }
-            offset += n
-        }
-    }
-
-    /// Broadcasts floats in place from `root`.
-    public func broadcast(_ p: UnsafeMutablePointer<Float>, count: Int, root: Int = 0) {
-        var offset = 0
-        while offset < count {
-            let n = min(count - offset, 1 << 28)
-            MPI_Bcast(p + offset, Int32(n), vggdp_float(), Int32(root), comm)
-            offset += n
         }
     }
 }

@@ -185,13 +185,6 @@ public struct RunEnvironment: Sendable {
 }
 
 extension RunReport {
-    /// Gathers every rank's timings; returns them on rank 0, nil elsewhere.
-    public static func gatherTimings(_ t: DataParallelTrainer) -> [RankTimings]? {
-        let mine = t.timings.packed
-        return t.collective(.gather, step: t.config.warmup + t.config.steps) { t.world.gather(mine) }?
-            .map(RankTimings.init(packed:))
-    }
-
     /// Builds the report from all ranks' timings. Pure: no MPI, no clock.
     public static func make(config: TrainConfig, plan: BucketPlan, ranks all: [RankTimings], environment env: RunEnvironment,
                             checksum: UInt64, command: [String], startedAt: String, complete: Bool = true) -> RunReport {

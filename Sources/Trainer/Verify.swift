@@ -27,30 +27,29 @@ public enum Verify {
         var config = config
         config.mode = .train
         config.peakProbe = false
-        let trainer = try DataParallelTrainer(config: config, world: world, blasThreads: blasThreads)
+        let trainer = try DataParallelTrainer(config: config, group: world, blasThreads: blasThreads)
         // run() stops on a replica mismatch; here the mismatch is the finding.
         _ = try? trainer.run()
         trainer.shutdown()
-        let all = world.allgather(Checksum.of(trainer.network.parameters))
+        let all = try world.allgather(Checksum.of(trainer.network.parameters))
         let agree = all.allSatisfy { $0 == all[0] }
 
-        // Rank 0 trains alone on the global batch and compares.
-        var figures = [0.0, 0.0, 0.0]
+        // Rank 0 trains alone, in a group of its own, on the global batch and compares.
+        let alone = try world.split(color: world.rank)
+        var figures: [Double]? = nil  // rank 0's, shared below
         if world.isRoot {
             var solo = config
             solo.batchPerRank = config.batchPerRank * world.size
-            let reference = try DataParallelTrainer(config: solo, world: world, blasThreads: blasThreads, solo: true)
+            let reference = try DataParallelTrainer(config: solo, group: alone, blasThreads: blasThreads)
             _ = try reference.run()
             figures = compare(trainer.network.parameters, reference.network.parameters)
         }
-        var bytes = figures.withUnsafeBytes { Array($0) }
-        world.broadcast(&bytes)
-        figures = bytes.withUnsafeBytes { Array($0.bindMemory(to: Double.self)) }
-        let pass = agree && figures[2] <= tolerance
+        let shared: [Double] = try world.broadcast(figures)
+        let pass = agree && shared[2] <= tolerance
         return VerifyResult(ranks: world.size, steps: config.warmup + config.steps,
                             checksums: all.map(Checksum.hex), replicasAgree: agree,
-                            maxAbsDifference: figures[0], maxRelativeDifference: figures[1],
-                            relativeL2Difference: figures[2], tolerance: tolerance, pass: pass)
+                            maxAbsDifference: shared[0], maxRelativeDifference: shared[1],
+                            relativeL2Difference: shared[2], tolerance: tolerance, pass: pass)
     }
 
     /// (max |a−b|, max |a−b| / max |b|, ‖a−b‖/‖b‖)

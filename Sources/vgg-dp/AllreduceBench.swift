@@ -41,7 +41,7 @@ struct AllreduceBench: ParsableCommand {
             if world.isRoot {
                 do { try checkWritable(json, flag: "--json") } catch let e as TrainerError { problem = e.description }
             }
-            if world.allreduceMax(problem == nil ? 0 : 1) > 0 {
+            if try world.allreduceMax(problem == nil ? 0 : 1) > 0 {
                 throw TrainerError.usage(problem ?? "--json: rank 0 cannot write \(json ?? "")")
             }
             let gradientBytes = spec.parameterCount * 4
@@ -63,15 +63,15 @@ struct AllreduceBench: ParsableCommand {
             var rows: [AllreduceResult] = []
             for count in counts {
                 let iters = min(1000, max(iterations, iterations * (top / 4) / max(count, 1)))
-                let r = AllreduceBenchmark.run(world: world, counts: [count], iterations: iters)[0]
+                let r = try AllreduceBenchmark.run(world: world, counts: [count], iterations: iters)[0]
                 if world.isRoot { printOut(row(r)) }
                 if !r.correct { wrong.append(r.bytes) }
                 rows.append(r)
             }
             // The trainer's bucketed exchange of the whole gradient vs one call.
             let plan = BucketPlan(spec: spec, bucketMB: bucketMb)
-            let whole = AllreduceBenchmark.run(world: world, counts: [spec.parameterCount], iterations: iterations)[0]
-            let bucketed = AllreduceBenchmark.runSequence(world: world, counts: plan.buckets.map(\.slice.count), iterations: iterations)
+            let whole = try AllreduceBenchmark.run(world: world, counts: [spec.parameterCount], iterations: iterations)[0]
+            let bucketed = try AllreduceBenchmark.runSequence(world: world, counts: plan.buckets.map(\.slice.count), iterations: iterations)
             if world.isRoot {
                 printOut("# whole gradient: \(Text.grouped(gradientBytes)) bytes (\(spec.model.rawValue), \(Text.grouped(spec.parameterCount)) fp32 parameters)")
                 printOut("# whole gradient, one call:")

@@ -3,25 +3,22 @@ import Foundation
 import Trainer
 import VGGEngine
 
-/// Starts MPI, runs `body`, and turns errors into one message from rank 0
-/// and the same exit status on every rank.
+/// Starts MPI, runs `body`, and turns errors into one message (from rank 0,
+/// or from every rank that saw MPI fail) and the same exit status on every rank.
 func withWorld(requested: ThreadLevel = .multiple, _ body: (World) throws -> Void) throws {
-    let world = World(requested: requested)
+    let world: World
+    do { world = try World.start(requested: requested) } catch { Exit.fail(error, printHere: true) }
     do {
         try body(world)
         world.finalize()
+    } catch let error as CommError {
+        // MPI itself failed: the group may be broken, so no finalize; every
+        // rank that saw it says so and the job ends.
+        FileHandle.standardError.write(Data((Exit.message(for: error) + " (rank \(world.rank))\n").utf8))
+        world.abort(code: Exit.status(for: error))
     } catch {
-        let status: Int32
-        let message: String
-        switch error {
-        case let e as TrainerError: status = e.exitCode; message = e.description
-        case let e as EngineError: status = 2; message = e.description
-        case let e as CommError: status = 1; message = e.description
-        default: status = 1; message = "\(error)"
-        }
-        if world.isRoot { FileHandle.standardError.write(Data("vgg-dp: error: \(message)\n".utf8)) }
         world.finalize()
-        exit(status)
+        Exit.fail(error, printHere: world.isRoot)
     }
 }
 
@@ -53,12 +50,12 @@ func checkWritable(_ path: String?, flag: String) throws {
 /// hands its verdict to every rank: a folder that exists only on rank 0's
 /// node is fine, and every rank stops on a bad one.
 func checkOnRoot(_ world: World, _ check: () throws -> Void) throws {
-    var message: [UInt8] = []
+    var message = ""
     if world.isRoot {
-        do { try check() } catch { message = Array("\(error)".utf8) }
+        do { try check() } catch { message = "\(error)" }
     }
-    if world.size > 1 { world.broadcast(&message) }
-    if !message.isEmpty { throw TrainerError.usage(String(decoding: message, as: UTF8.self)) }
+    if world.size > 1 { message = try world.broadcast(message) }
+    if !message.isEmpty { throw TrainerError.usage(message) }
 }
 
 /// Refuses a folder that does not exist (or cannot be written, when asked).

@@ -1,5 +1,4 @@
 import Foundation
-import Trainer
 
 /// Facts about how this process was launched, known before MPI starts.
 enum Launch {
@@ -11,10 +10,4 @@ enum Launch {
         }
         return 0
     }()
-
-    /// 2 for usage errors (ours and the parser's), 1 for failures.
-    static func exitStatus(for error: Error, parserCode: Int32) -> Int32 {
-        if let e = error as? TrainerError { return e.exitCode }
-        return parserCode == 64 ? 2 : (parserCode == 0 ? 0 : parserCode)
-    }
 }

@@ -28,7 +28,7 @@ struct SelfTest: ParsableCommand {
                 return RankTimings(steps: steps, layerMeans: [Double(r), Double(-r)], bucketMeans: [Double(r) / 7],
                                    peakRssBytes: 1000 + r, peakGflops: Double(r) * 1.5, timeline: [Double](repeating: Double(r), count: r))
             }
-            let received = world.gather(timings(rank: world.rank).packed)?.map(RankTimings.init(packed:))
+            let received = try world.gather(timings(rank: world.rank).packed)?.map(RankTimings.init(packed:))
             guard let all = received else { return }
             let expected = (0..<world.size).map { timings(rank: $0) }
             let ok = all == expected

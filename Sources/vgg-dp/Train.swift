@@ -39,7 +39,7 @@ struct Train: ParsableCommand {
                 if let advice = BLASKernel.advice { printOut(advice) }
             }
 
-            let trainer = try DataParallelTrainer(config: config, world: world, blasThreads: threads)
+            let trainer = try DataParallelTrainer(config: config, group: world, blasThreads: threads)
             do {
                 try train(trainer, config: config, world: world, started: started)
             } catch {
@@ -68,8 +68,7 @@ struct Train: ParsableCommand {
         }
         defer { signals.cancel() }
         if world.isRoot && world.size > 1 && config.mode.hasBackward {
-            let wait = trainer.commWaitDescription
-            printOut("communication: " + (wait == "none" ? "MPI_Allreduce on the compute thread, after backward" : wait))
+            printOut("communication: " + trainer.exchangeDescription)
         }
         let total = config.steps
         let checksum = try trainer.run { step, times in
@@ -78,7 +77,7 @@ struct Train: ParsableCommand {
                 printOut(Text.progress(step: step, seconds: times.wall) + "  (\(step + 1)/\(total), ETA \(Text.duration(eta)))")
             }
         }
-        let gathered = RunReport.gatherTimings(trainer)
+        let gathered = try trainer.gatherTimings()
         trainer.shutdown()
         guard let ranks = gathered else { return }
         let result = RunReport.make(config: config, plan: trainer.plan, ranks: ranks, environment: environment,

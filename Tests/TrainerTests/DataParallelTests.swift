@@ -123,6 +123,7 @@ final class SixteenBitGradientTests: XCTestCase {
     func testBF16AndFP16GradientsStillLearn() throws {
         let folder = Launcher.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
+        var checksums: [String: String] = [:]
         for dtype in ["fp32", "bf16", "fp16"] {
             let path = folder.appendingPathComponent("\(dtype).json").path
             let r = try Launcher.run(Launcher.tiny + ["--batch-size", "4", "--warmup", "0", "--steps", "150", "--dataset-size", "16",
@@ -131,11 +132,15 @@ final class SixteenBitGradientTests: XCTestCase {
             XCTAssertEqual(r.status, 0, r.all)
             XCTAssertTrue(r.stdout.contains("gradients sent as \(dtype)"), r.all)
             XCTAssertTrue(r.stdout.contains("identical on all 2 rank(s)"), r.all)
-            let loss = try RunReport.read(from: path).lossPerStep
+            let report = try RunReport.read(from: path)
+            checksums[dtype] = report.parameterChecksum
+            let loss = report.lossPerStep
             let first = loss.prefix(15).reduce(0, +) / 15, end = loss.suffix(15).reduce(0, +) / 15
             print("\(dtype): cross-entropy \(first) over the first 15 steps, \(end) over the last 15")
             // Learns: the loss falls to well under the class prior's (~2.3).
             XCTAssertLessThan(end, 0.6 * first, dtype)
         }
+        // 16-bit values travelled: each type's rounding leads to other weights than fp32's.
+        XCTAssertEqual(Set(checksums.values).count, 3, "\(checksums)")
     }
 }

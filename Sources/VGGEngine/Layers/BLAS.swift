@@ -1,4 +1,5 @@
 import COpenBLAS
+import Vocabulary
 
 /// The one door to OpenBLAS. Row-major throughout: C[m×n] = α·op(A)·op(B) + β·C,
 /// op(A) is m×k and op(B) is k×n.

@@ -1,3 +1,5 @@
+import Vocabulary
+
 /// Fully connected layer on sgemm, optional fused ReLU.
 ///   x[N, I] · W[I, O] + b → y[N, O]      (W laid out [in][out], as TensorFlow)
 public final class Linear: Layer {

@@ -1,3 +1,5 @@
+import Vocabulary
+
 /// The 2-D Winograd convolution F(m×m, 3×3) for 3×3, stride 1, SAME
 /// convolutions on NHWC tensors, built from the 1-D transforms of
 /// `WinogradTransform` and one sgemm per transform-domain point.

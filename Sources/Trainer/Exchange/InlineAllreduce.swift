@@ -1,0 +1,63 @@
+import Comm
+import VGGEngine
+import Vocabulary
+
+/// Each bucket's allreduce runs on the compute thread after backward, then
+/// its update. With a one-rank group nothing travels: the update alone.
+final class InlineAllreduce: GradientExchange {
+    let group: GradientGroup
+    let buckets: [Bucket]
+    let base: UnsafeMutablePointer<Float>
+    let wire: GradientWire
+    let wait: CommWait
+    let watchdog: Watchdog?
+    var update: BucketUpdate
+    private(set) var bucketStart: [Double]
+    private(set) var bucketEnd: [Double]
+
+    init(group: GradientGroup, network: Network, plan: BucketPlan, update: BucketUpdate, dtype: GradientDType,
+         wait: CommWait, watchdog: Watchdog?) {
+        self.group = group
+        buckets = plan.buckets
+        base = network.gradients.base
+        // One rank sends nothing: no staging buffer, no rounding to 16 bits.
+        wire = GradientWire(dtype: group.size > 1 ? dtype : .fp32, capacity: plan.buckets.map(\.count).max() ?? 0)
+        self.wait = wait
+        self.watchdog = watchdog
+        self.update = update
+        bucketStart = Array(repeating: 0, count: buckets.count)
+        bucketEnd = bucketStart
+    }
+
+    var description: String {
+        group.size > 1 ? "MPI_Allreduce on the compute thread, after backward" : "none (one rank)"
+    }
+    var waitDescription: String { "none" }
+
+    func beginStep(_ step: Int) {
+        for b in buckets.indices { bucketStart[b] = 0; bucketEnd[b] = 0 }
+        update.begin()
+    }
+
+    func layerReady(_ layer: Int) {}
+
+    func finish(step: Int, times: inout StepTimes) throws -> Int? {
+        for b in buckets {
+            if group.size > 1 {
+                let c0 = Clock.now()
+                watchdog?.announce(step: step, id: b.index)
+                try group.allreduceSum(base + b.offset, count: b.count, wire: wire, wait: wait)
+                watchdog?.completed()
+                bucketStart[b.index] = c0
+                bucketEnd[b.index] = Clock.now()
+                let c = bucketEnd[b.index] - c0
+                times.allreduce += c
+                times.exposed += c
+            }
+            update.arrived(b)
+        }
+        return update.finish(buckets)
+    }
+
+    func stop() {}
+}
