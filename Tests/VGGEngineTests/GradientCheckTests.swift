@@ -4,8 +4,8 @@ import XCTest
 
 /// Finite-difference checks of every backward pass.
 ///
-/// Layer level: each layer gets hand-made buffers and the objective
-/// L = Σ r·y with a fixed random r, so dL/dy = r; every parameter and every
+/// Layer level: each layer gets hand-made buffers (`LayerHarness`) and the
+/// objective L = Σ dy·y with a fixed random dy; every parameter and every
 /// input element is perturbed. Conv, linear, pooling and dropout are linear in
 /// any one input or parameter as long as no ReLU and no max-pool window
 /// changes branch, so a central difference within one branch is exact but for
@@ -106,7 +106,7 @@ final class GradientCheckTests: XCTestCase {
         let spec = LayerSpec.conv(name: "c", inChannels: 3, outChannels: 4, height: 5, width: 6)
         let whole = LayerHarness(spec: spec, batch: 2, key: 23)
         let chunked = LayerHarness(spec: spec, batch: 2, key: 23, workspaceBudget: 7 * 27)
-        XCTAssertEqual((chunked.layer as! Conv2D).chunkRows, 7)
+        XCTAssertEqual(chunked.conv.chunkRows, 7)
         whole.analytic()
         chunked.analytic()
         for i in 0..<whole.output.count { XCTAssertEqual(whole.output[i], chunked.output[i], accuracy: 1e-6) }

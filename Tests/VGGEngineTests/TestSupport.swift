@@ -80,8 +80,12 @@ func centralDifference(_ x: UnsafeMutablePointer<Float>, _ i: Int, eps: Float, b
     return ((fp - fm) / (Double(xp) - Double(xm)), samePlus && sameMinus)
 }
 
-/// One layer with buffers it owns, and the scalar objective
-/// L = Σ r·y (r fixed, uniform), so that dL/dy = r.
+/// One layer with buffers it owns, the tests' one layer fixture: a
+/// convolution runs the algorithm asked for (im2col by default) on a
+/// workspace of its own. Input, weights, bias and dL/dy (`dy`) are drawn from
+/// `key`, so two harnesses built with the same key and shape see the same
+/// tensors whatever their algorithm or budget. The scalar objective is
+/// L = Σ dy·y, so that dL/dy = dy.
 final class LayerHarness {
     let layer: Layer
     let spec: LayerSpec
@@ -89,15 +93,24 @@ final class LayerHarness {
     let input: FloatArena, output: FloatArena
     let inputGrad: FloatArena, outputGrad: FloatArena
     let parameters: FloatArena, gradients: FloatArena
-    let workspace: FloatArena
-    let r: [Float]
+    /// The convolution's workspace (nil for other layers).
+    let workspace: ConvWorkspace?
+    let dy: [Float]
     var context: StepContext
 
     var inputCount: Int { batch * spec.inputElementsPerImage }
     var outputCount: Int { batch * spec.outputElementsPerImage }
+    /// The layer, when it is a convolution.
+    var conv: Conv2D { layer as! Conv2D }
 
-    init(spec: LayerSpec, batch: Int, key: UInt64, inputScale: Float = 1, weightScale: Float = 0.5,
-         biasScale: Float = 0.1, workspaceBudget: Int = 1 << 20, keepProbability: Float = 0.5,
+    /// - weightScale: weights are weightScale · uniform[-1, 1); nil: the
+    ///   Glorot-like √(3 / 9C) of a convolution with C input channels, so
+    ///   that its outputs are O(1) whatever C is.
+    /// - withInputGrad: false builds the layer without an input gradient (a
+    ///   network's first layer).
+    init(spec: LayerSpec, batch: Int, key: UInt64, algorithm: ConvAlgorithm = .im2col,
+         inputScale: Float = 1, weightScale: Float? = 0.5, biasScale: Float = 0.1,
+         workspaceBudget: Int = 1 << 20, keepProbability: Float = 0.5, withInputGrad: Bool = true,
          context: StepContext = StepContext(step: 3, firstSample: 5, globalBatch: 64, training: true)) {
         self.spec = spec
         self.batch = batch
@@ -108,51 +121,74 @@ final class LayerHarness {
         outputGrad = FloatArena(count: batch * spec.outputElementsPerImage)
         parameters = FloatArena(count: spec.parameterCount)
         gradients = FloatArena(count: spec.parameterCount)
-        let wsFloats = max(1, Conv2D.workspaceFloats(spec: spec, batch: batch, budget: workspaceBudget))
-        workspace = FloatArena(count: wsFloats)
 
+        let scale: Float
+        if let weightScale {
+            scale = weightScale
+        } else {
+            guard case let .conv(_, c, _, _, _) = spec else { preconditionFailure("Glorot scale needs a conv spec") }
+            scale = Float(3 / Double(9 * c)).squareRoot()
+        }
         fillUniform(input.base, count: input.count, key: CounterRandom.key(key, 1), scale: inputScale)
-        fillUniform(parameters.base, count: spec.weightCount, key: CounterRandom.key(key, 2), scale: weightScale)
+        fillUniform(parameters.base, count: spec.weightCount, key: CounterRandom.key(key, 2), scale: scale)
         fillUniform(parameters.base + spec.weightCount, count: spec.biasCount, key: CounterRandom.key(key, 3), scale: biasScale)
-        let rKey = CounterRandom.key(key, 4)
-        r = (0..<(batch * spec.outputElementsPerImage)).map { CounterRandom.symmetric(rKey, $0) }
+        let dyKey = CounterRandom.key(key, 4)
+        dy = (0..<(batch * spec.outputElementsPerImage)).map { CounterRandom.symmetric(dyKey, $0) }
 
-        let io = LayerBuffers(input: input.base, output: output.base, inputGrad: inputGrad.base, outputGrad: outputGrad.base)
+        let io = LayerBuffers(input: input.base, output: output.base,
+                              inputGrad: withInputGrad ? inputGrad.base : nil, outputGrad: outputGrad.base)
         let p = LayerParameters(weights: parameters.base, bias: parameters.base + spec.weightCount,
                                 weightGrad: gradients.base, biasGrad: gradients.base + spec.weightCount)
         let slice = ArenaSlice(offset: 0, count: spec.parameterCount)
         switch spec {
         case .conv:
+            let ws = ConvWorkspace(specs: [spec], batch: batch, budget: workspaceBudget, algorithm: algorithm)
+            workspace = ws
             layer = Conv2D(spec: spec, parameterSlice: slice, io: io, parameters: p,
-                           workspace: workspace.base, workspaceFloats: wsFloats)
+                           workspace: ws, algorithm: algorithm, batch: batch)
         case .maxPool:
+            workspace = nil
             layer = MaxPool2D(spec: spec, io: io, batch: batch)
         case .linear:
+            workspace = nil
             layer = Linear(spec: spec, parameterSlice: slice, io: io, parameters: p)
         case .dropout:
+            workspace = nil
             layer = Dropout(spec: spec, layerIndex: 7, keepProbability: keepProbability, seed: key, io: io, batch: batch)
         }
     }
 
-    func forward() { layer.forward(batch: batch, context: context) }
+    /// Forward, after poisoning the output: every output must be written.
+    func forward() {
+        for i in 0..<output.count { output[i] = .nan }
+        layer.forward(batch: batch, context: context)
+    }
 
-    /// L = Σ r·y, accumulated in Double.
+    /// L = Σ dy·y, accumulated in Double.
     func objective() -> Double {
         forward()
         var s = 0.0
-        for i in 0..<outputCount { s += Double(r[i]) * Double(output[i]) }
+        for i in 0..<outputCount { s += Double(dy[i]) * Double(output[i]) }
         return s
     }
 
-    /// Runs forward and backward with dL/dy = r; gradients land in
-    /// `gradients` and `inputGrad`.
-    func analytic() {
-        forward()
-        for i in 0..<outputCount { outputGrad[i] = r[i] }
+    /// Backward with dL/dy = `dy` after the last forward; gradients land in
+    /// `gradients` and `inputGrad`. With `reference`, its forward output is
+    /// taken first (only ReLU's mask depends on it), so that a pre-activation
+    /// within rounding of 0 cannot flip the mask in one run and not the other.
+    func backward(outputFrom reference: LayerHarness? = nil) {
+        if let reference { output.copy(from: reference.output) }
+        for i in 0..<outputCount { outputGrad[i] = dy[i] }
         // Poison the outputs so that stale values cannot pass for results.
         for i in 0..<gradients.count { gradients[i] = .nan }
         for i in 0..<inputGrad.count { inputGrad[i] = .nan }
         layer.backward(batch: batch, context: context)
+    }
+
+    /// Forward, then backward.
+    func analytic() {
+        forward()
+        backward()
     }
 
     /// Which branch every ReLU and max-pool window took in the last forward.

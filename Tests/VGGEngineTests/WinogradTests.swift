@@ -2,64 +2,6 @@ import Foundation
 import XCTest
 @testable import VGGEngine
 
-/// One convolution layer with its own buffers, running a chosen algorithm.
-/// Two runs built with the same key see the same input, weights, bias and dY.
-final class ConvRun {
-    let spec: LayerSpec
-    let batch: Int
-    let input: FloatArena, output: FloatArena
-    let inputGrad: FloatArena, outputGrad: FloatArena
-    let parameters: FloatArena, gradients: FloatArena
-    let workspace: ConvWorkspace
-    let layer: Conv2D
-    let dy: [Float]
-    let context = StepContext(step: 0, firstSample: 0, globalBatch: 1, training: true)
-
-    init(spec: LayerSpec, batch: Int, algorithm: ConvAlgorithm, key: UInt64, budget: Int = 1 << 20,
-         withInputGrad: Bool = true) {
-        self.spec = spec
-        self.batch = batch
-        input = FloatArena(count: batch * spec.inputElementsPerImage)
-        output = FloatArena(count: batch * spec.outputElementsPerImage)
-        inputGrad = FloatArena(count: batch * spec.inputElementsPerImage)
-        outputGrad = FloatArena(count: batch * spec.outputElementsPerImage)
-        parameters = FloatArena(count: spec.parameterCount)
-        gradients = FloatArena(count: spec.parameterCount)
-        guard case let .conv(_, c, _, _, _) = spec else { preconditionFailure() }
-        fillUniform(input.base, count: input.count, key: CounterRandom.key(key, 1), scale: 1)
-        // Glorot-like weights so that outputs are O(1) whatever C is.
-        fillUniform(parameters.base, count: spec.weightCount, key: CounterRandom.key(key, 2),
-                    scale: Float(3 / Double(9 * c)).squareRoot())
-        fillUniform(parameters.base + spec.weightCount, count: spec.biasCount, key: CounterRandom.key(key, 3), scale: 0.1)
-        let dyKey = CounterRandom.key(key, 4)
-        dy = (0..<outputGrad.count).map { CounterRandom.symmetric(dyKey, $0) }
-        workspace = ConvWorkspace(specs: [spec], batch: batch, budget: budget, algorithm: algorithm)
-        let io = LayerBuffers(input: input.base, output: output.base,
-                              inputGrad: withInputGrad ? inputGrad.base : nil, outputGrad: outputGrad.base)
-        let p = LayerParameters(weights: parameters.base, bias: parameters.base + spec.weightCount,
-                                weightGrad: gradients.base, biasGrad: gradients.base + spec.weightCount)
-        layer = Conv2D(spec: spec, parameterSlice: ArenaSlice(offset: 0, count: spec.parameterCount), io: io,
-                       parameters: p, workspace: workspace, algorithm: algorithm, batch: batch)
-    }
-
-    func forward() {
-        // Poison: every output must be written.
-        for i in 0..<output.count { output[i] = .nan }
-        layer.forward(batch: batch, context: context)
-    }
-
-    /// Backward with dL/dy = `dy`, after taking `reference`'s forward output
-    /// (only ReLU's mask depends on it), so that a pre-activation within
-    /// rounding of 0 cannot flip the mask in one run and not the other.
-    func backward(outputFrom reference: ConvRun? = nil) {
-        if let reference { output.copy(from: reference.output) }
-        for i in 0..<outputGrad.count { outputGrad[i] = dy[i] }
-        for i in 0..<gradients.count { gradients[i] = .nan }
-        for i in 0..<inputGrad.count { inputGrad[i] = .nan }
-        layer.backward(batch: batch, context: context)
-    }
-}
-
 /// Distance of `got` from `want`: ||got − want||₂ / ||want||₂ and
 /// max|got − want| / max|want| (errors relative to the tensor's scale: an
 /// element-wise relative error means nothing where the reference is ~0).
@@ -85,7 +27,7 @@ struct TensorError: CustomStringConvertible {
     }
 }
 
-/// Winograd F(2×2, 3×3), F(4×4, 3×3) and `auto` against the im2col
+/// Winograd F(2×2, 3×3), F(4×4, 3×3), F(6×6, 3×3) and `auto` against the im2col
 /// reference: forward (with bias and ReLU), backward-data, backward-weights
 /// and bias, on random tensors, including sizes that are not multiples of
 /// the tile (padded tiles), channel counts that are not multiples of the
@@ -122,8 +64,10 @@ final class WinogradTests: XCTestCase {
                          withInputGrad: Bool = true, file: StaticString = #filePath, line: UInt = #line) -> Double {
         let spec = LayerSpec.conv(name: "c", inChannels: c, outChannels: k, height: h, width: w)
         let key = UInt64(1000 * c + 100 * k + 10 * h + w)
-        let ref = ConvRun(spec: spec, batch: n, algorithm: .im2col, key: key, withInputGrad: withInputGrad)
-        let run = ConvRun(spec: spec, batch: n, algorithm: algorithm, key: key, budget: budget, withInputGrad: withInputGrad)
+        let ref = LayerHarness(spec: spec, batch: n, key: key, algorithm: .im2col, weightScale: nil,
+                               withInputGrad: withInputGrad)
+        let run = LayerHarness(spec: spec, batch: n, key: key, algorithm: algorithm, weightScale: nil,
+                               workspaceBudget: budget, withInputGrad: withInputGrad)
         ref.forward(); run.forward()
         let forward = TensorError(run.output.base, ref.output.base, count: ref.output.count)
         ref.backward(); run.backward(outputFrom: ref)
@@ -135,7 +79,7 @@ final class WinogradTests: XCTestCase {
         ] + (withInputGrad ? [("dX", TensorError(run.inputGrad.base, ref.inputGrad.base, count: ref.inputGrad.count))] : [])
         let bound = Self.bounds[algorithm]!
         var worst = 0.0
-        let label = "\(algorithm.rawValue)→\(run.layer.algorithm.rawValue) \(c)->\(k) \(h)x\(w) n\(n) tiles/chunk \(run.layer.chunkTiles)"
+        let label = "\(algorithm.rawValue)→\(run.conv.algorithm.rawValue) \(c)->\(k) \(h)x\(w) n\(n) tiles/chunk \(run.conv.chunkTiles)"
         print("[winograd] \(label): " + errors.map { "\($0.0) \($0.1)" }.joined(separator: "; "))
         for (what, e) in errors {
             XCTAssertEqual(e.nonFinite, 0, "\(label) \(what): unwritten or non-finite", file: file, line: line)
@@ -181,11 +125,12 @@ final class WinogradTests: XCTestCase {
     /// against the whole batch in one chunk, within 1e-5 (measured ~2e-6).
     func testChunkingGivesTheSameResult() {
         let spec = LayerSpec.conv(name: "c", inChannels: 8, outChannels: 8, height: 6, width: 10)
-        let whole = ConvRun(spec: spec, batch: 2, algorithm: .winograd4, key: 5)
+        let whole = LayerHarness(spec: spec, batch: 2, key: 5, algorithm: .winograd4, weightScale: nil)
         whole.forward(); whole.backward()
         for tiles in [1, 3, 7] {
-            let run = ConvRun(spec: spec, batch: 2, algorithm: .winograd4, key: 5, budget: 2 * 36 * 8 * tiles)
-            XCTAssertEqual(run.layer.chunkTiles, tiles)
+            let run = LayerHarness(spec: spec, batch: 2, key: 5, algorithm: .winograd4, weightScale: nil,
+                                   workspaceBudget: 2 * 36 * 8 * tiles)
+            XCTAssertEqual(run.conv.chunkTiles, tiles)
             run.forward()
             let y = TensorError(run.output.base, whole.output.base, count: whole.output.count)
             run.backward(outputFrom: whole)

@@ -13,7 +13,11 @@ import Vocabulary
 /// In NHWC every output pixel's patch is independent of the image it belongs
 /// to, so a chunk may span images and the GEMM's M grows with the batch.
 ///
-/// Winograd F(2×2, 3×3) or F(4×4, 3×3), in chunks of tiles: see `Winograd`.
+/// Winograd F(m×m, 3×3) with m = 2, 4 or 6 (`winograd2x2`, `winograd4x4`,
+/// `winograd6x6`), in chunks of tiles: see `Winograd`. Every Winograd layer
+/// uses the workspace's one transformed-filter buffer (α²·C·K floats, α =
+/// m + 2), three times a step: U for forward, dU for the weight gradient,
+/// then the rotated filter's U for backward-data.
 ///
 /// Threads. With B > 1 BLAS threads, the layer runs OpenBLAS on one thread
 /// and splits everything over B threads itself (`DispatchQueue.concurrentPerform`):
@@ -61,15 +65,6 @@ public final class Conv2D: Layer {
         }
     }
 
-    /// An im2col layer on a column buffer of `workspaceFloats` floats.
-    public convenience init(spec: LayerSpec, parameterSlice: ArenaSlice, io: LayerBuffers, parameters: LayerParameters,
-                            workspace: UnsafeMutablePointer<Float>, workspaceFloats: Int) {
-        let ws = ConvWorkspace(specs: [spec], batch: 1, budget: 1, algorithm: .im2col,
-                               external: workspace, externalFloats: workspaceFloats)
-        self.init(spec: spec, parameterSlice: parameterSlice, io: io, parameters: parameters,
-                  workspace: ws, algorithm: .im2col, batch: 1)
-    }
-
     /// Rows of `col` this layer wants for a batch, capped by the budget.
     public static func workspaceFloats(spec: LayerSpec, batch: Int, budget: Int) -> Int {
         guard case let .conv(_, c, _, h, w) = spec else { return 0 }
@@ -80,11 +75,9 @@ public final class Conv2D: Layer {
     /// Runs `body` with OpenBLAS on one thread and the layer's own parts set
     /// to the BLAS thread count (see the type's comment), then restores the
     /// thread count. Why not threaded sgemm: OpenBLAS's idle workers spin
-    /// (sched_yield) for ~0.1 s after each threaded call, so between the α²
-    /// threaded GEMMs of a Winograd chunk they compete with the transform
-    /// threads for the same cores. Measured on 2 cores, VGG-16 F(4×4)
-    /// forward-backward batch 4: 1.23 s per step this way against 1.59 s with
-    /// threaded GEMMs (im2col: the same either way).
+    /// (sched_yield) for a while after each threaded call, so between the α²
+    /// threaded GEMMs of a Winograd chunk they would compete with the
+    /// transform threads for the same cores.
     @inline(__always)
     func withThreads(_ body: () -> Void) {
         BLAS.singleThreaded(parts: workspace.updateParts(), body)

@@ -9,14 +9,14 @@
 ///   (2.25× fewer). Rounding about that of im2col.
 /// - `winograd4` (`"winograd4x4"`): F(4×4, 3×3). 6×6 input tiles at stride 4;
 ///   36 GEMMs per chunk: 36/16 = 2.25 multiply-adds instead of 9 (4× fewer),
-///   with larger transform constants and so ~10× the rounding error of
-///   im2col (measured max error relative to the tensor's scale: ≤ 4e-6
-///   against im2col's ~3e-7, up to 512-channel sums; see `WinogradTests`).
+///   with larger transform constants and so more rounding error than im2col
+///   (`WinogradTests` bounds F(2×2), F(4×4) and F(6×6) against im2col).
 /// - `winograd6` (`"winograd6x6"`): F(6×6, 3×3). 8×8 input tiles at stride 6;
 ///   64 GEMMs per chunk: 64/36 = 1.78 multiply-adds instead of 9 (5.06×
-///   fewer), ~10× F(4×4)'s rounding error (see `WinogradTests`).
-/// - `auto`: per layer, by `resolved(inChannels:height:width:)`: F(4×4) for
-///   images of 8 pixels or more, F(2×2) for 4…7, im2col below.
+///   fewer), with larger constants still, so more rounding than F(4×4).
+/// - `auto`: per layer, by `resolved(inChannels:height:width:)`: F(6×6) on
+///   images whose short side is 112 pixels or more with at least 16 input
+///   channels, else F(4×4) down to 8 pixels, F(2×2) for 4…7, im2col below.
 ///
 /// An explicit algorithm applies to every convolution of the network, the
 /// RGB layer included; `auto` is the fast choice.
@@ -27,26 +27,17 @@ public enum ConvAlgorithm: String, CaseIterable, Codable, Sendable {
     case winograd6 = "winograd6x6"
     case auto
 
-    /// The algorithm a layer runs; never `auto`.
-    ///
-    /// `auto`'s rule, from per-layer timings of VGG-16 at 224 (batch 4–16,
-    /// one and two threads, OpenBLAS Haswell and SkylakeX kernels):
-    /// - images of 112 pixels or more with at least 16 channels in: F(6×6).
-    ///   On conv1_2, conv2_1 and conv2_2 (forward + backward, batch 16, one
-    ///   thread) it beat F(4×4) by 12–15% on both kernels (SkylakeX: 840 /
-    ///   336 / 542 ms against 971 / 403 / 641 ms). On smaller images it lost:
-    ///   its 64 transformed 512×512 filters (64 MiB) are rewritten three times
-    ///   a step, and 8×8 tiles pad 56, 28 and 14 more (conv4_2: 565 ms against
-    ///   429 ms; whole network with F(6×6) everywhere: 5.96 s against 5.10 s).
-    /// - other images at least 8 pixels on their short side: F(4×4). It beat
-    ///   F(2×2) and im2col on every VGG-16 layer, the RGB layer included (C = 3,
-    ///   batch 16, forward + backward: 215 ms against im2col's 288 ms on one
-    ///   thread, 131 ms against 154 ms on two; F(6×6): 235 ms against 173 ms),
-    ///   and on 14×14, where 4×4 tiles pad to 16×16 (31% wasted work, still
-    ///   3× fewer multiplies than im2col; F(2×2) was 20% slower there).
-    /// - 4 to 7 pixels: F(2×2) (a 4×4 tile would be mostly padding).
-    /// - smaller: im2col (a 3×3 convolution of a 1×1…3×3 image is mostly
+    /// The algorithm a layer runs; never `auto`. An explicit algorithm is
+    /// returned as it is, whatever the layer's shape. `auto` looks at the
+    /// image's short side s = min(height, width) and the input channels C:
+    /// - s ≥ 112 and C ≥ 16: F(6×6) (VGG at 224: conv1_2, conv2_1, conv2_2);
+    /// - otherwise, s ≥ 8: F(4×4) (so the RGB layer, C = 3, at any s ≥ 8);
+    /// - 4 ≤ s < 8: F(2×2) (a 4×4 tile would be mostly padding);
+    /// - s < 4: im2col (a 3×3 convolution of a 1×1…3×3 image is mostly
     ///   padding in any tiling).
+    /// The thresholds come from per-layer timings of VGG-16 at 224 on
+    /// OpenBLAS's Haswell and SkylakeX kernels (the figures, dated, are in
+    /// docs/ARCHITECTURE.md).
     public func resolved(inChannels c: Int, height h: Int, width w: Int) -> ConvAlgorithm {
         switch self {
         case .im2col, .winograd2, .winograd4, .winograd6: return self

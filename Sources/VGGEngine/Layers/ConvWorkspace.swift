@@ -21,14 +21,18 @@ struct TransformScratch {
 ///   2·α²·T·max(C, K) floats). Its size is the largest any layer asks for,
 ///   each layer asking for at most the budget (`workspaceBudget` floats).
 /// - `filter` (`filterFloats`): one Winograd layer's transformed filter,
-///   α²·C·K floats (the weight gradient in the transform domain reuses it).
-///   Not bounded by the budget: at most 36·512·512 floats (36 MiB) for
-///   F(4×4) on VGG's widest layers, 16·512·512 (16 MiB) for F(2×2).
+///   α²·C·K floats (the weight gradient in the transform domain reuses it),
+///   sized for the largest α²·C·K among the layers, each with the algorithm
+///   it resolves to. Not bounded by the budget. With VGG's 512×512 layers:
+///   16·512·512 floats (16 MiB) for F(2×2), 36·512·512 (36 MiB) for F(4×4),
+///   64·512·512 (64 MiB) for F(6×6); `auto` at 224 pixels runs F(6×6) only
+///   on layers of at most 128 channels, so it needs F(4×4)'s 36 MiB.
 /// - per-thread `TransformScratch` (row passes of up to 8×8 points), one per core (or BLAS thread, if more),
 ///   and a vector of zeros that stands for the padding around the image.
 public final class ConvWorkspace {
-    /// Channels per pass of a transform (64 floats: each row of a 6×6 tile
-    /// block is 256 bytes; the whole block, 9 KiB, stays in L1).
+    /// Channels per pass of a transform (64 floats: each row of a tile block
+    /// is 256 bytes; the whole block, 9 KiB for a 6×6 tile and 16 KiB for
+    /// 8×8, stays in L1).
     static let block = 64
 
     let buffer: UnsafeMutablePointer<Float>
@@ -41,10 +45,9 @@ public final class ConvWorkspace {
     let onesCount: Int
     let slots: [TransformScratch]
     let maxChannels: Int
-    private let ownsBuffer: Bool
     private let scratchBase: UnsafeMutablePointer<Float>
     private let tableBase: UnsafeMutableRawPointer
-    /// Bytes allocated here (the buffer counted only when owned).
+    /// Bytes allocated here.
     public let bytes: Int
 
     /// Floats of `buffer` and `filter` one layer asks for.
@@ -63,14 +66,12 @@ public final class ConvWorkspace {
     /// batch if it fits, else as many as fit (at least one), and at most
     /// `maxChunkTiles` unless the layer has fewer than 16 input channels.
     ///
-    /// More tiles do not make the per-point GEMMs faster (measured with
-    /// OpenBLAS Haswell on [T×C]·[C×K]: 70–77 GFLOP/s from T = 256 on, for
-    /// C = K = 64…512) but push the chunk's working set out of L2: VGG-16
-    /// forward-backward, batch 4, was ~3% faster with at most 128–256 tiles
-    /// than with 512 or the whole 32 MiB budget. The RGB layer (C = 3) is the
-    /// exception: its tiles are so cheap that each chunk's fixed costs (three
-    /// parallel regions, α² sgemm calls) dominate, and as many tiles as the
-    /// budget allows (~1800) made it ~25% faster on two threads.
+    /// More tiles than the cap do not make the per-point GEMMs faster but
+    /// push the chunk's working set out of L2. Layers with fewer than 16
+    /// input channels (the RGB layer) are exempt: their tiles are so cheap
+    /// that each chunk's fixed costs (three parallel regions, α² sgemm calls)
+    /// dominate, so they take as many tiles as the budget allows. (The
+    /// timings behind 256 are in docs/ARCHITECTURE.md.)
     static let maxChunkTiles = 256
     static func chunkTiles(m: Int, inChannels c: Int, outChannels k: Int, height h: Int, width w: Int,
                            batch: Int, floats: Int) -> Int {
@@ -81,10 +82,8 @@ public final class ConvWorkspace {
     }
 
     /// A workspace for the given layers, each running `algorithm` (resolved
-    /// per layer). `external`: use this buffer (of `externalFloats`) instead
-    /// of allocating one.
-    public init(specs: [LayerSpec], batch: Int, budget: Int, algorithm: ConvAlgorithm,
-                external: UnsafeMutablePointer<Float>? = nil, externalFloats: Int = 0) {
+    /// per layer).
+    public init(specs: [LayerSpec], batch: Int, budget: Int, algorithm: ConvAlgorithm) {
         var need = 1, filterNeed = 1, channels = 1
         for s in specs {
             guard case let .conv(_, c, k, _, _) = s else { continue }
@@ -94,25 +93,17 @@ public final class ConvWorkspace {
             channels = max(channels, c, k)
         }
         // Each layer sizes its chunks by the buffer it gets, which may exceed
-        // its own budget-based need (another layer needed more).
+        // its own budget-based need (another layer needed more): `ones` must
+        // cover the largest chunk.
         var tiles = 1
         for s in specs {
             guard case let .conv(_, c, k, h, w) = s,
                   let m = algorithm.resolved(inChannels: c, height: h, width: w).tile else { continue }
             tiles = max(tiles, Self.chunkTiles(m: m, inChannels: c, outChannels: k, height: h, width: w,
-                                               batch: batch, floats: external == nil ? need : externalFloats))
+                                               batch: batch, floats: need))
         }
-        var bytes = 0
-        if let external {
-            buffer = external
-            floats = externalFloats
-            ownsBuffer = false
-        } else {
-            buffer = Self.allocate(need)
-            floats = need
-            ownsBuffer = true
-            bytes += need * 4
-        }
+        buffer = Self.allocate(need)
+        floats = need
         filterFloats = filterNeed
         filter = Self.allocate(filterNeed)
         maxChannels = channels
@@ -120,7 +111,7 @@ public final class ConvWorkspace {
         onesCount = tiles
         ones = Self.allocate(tiles)
         ones.update(repeating: 1, count: tiles)
-        bytes += (filterNeed + channels + tiles) * 4
+        var bytes = (need + filterNeed + channels + tiles) * 4
 
         let slotCount = max(1, ProcessInfo.processInfo.activeProcessorCount, BLAS.threads)
         let rowsFloats = 64 * Self.block, perSlot = rowsFloats + Self.block + channels
@@ -146,7 +137,7 @@ public final class ConvWorkspace {
     }
 
     deinit {
-        if ownsBuffer { Self.free(buffer) }
+        Self.free(buffer)
         Self.free(filter)
         Self.free(zeros)
         Self.free(ones)

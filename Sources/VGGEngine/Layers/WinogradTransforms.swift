@@ -295,7 +295,8 @@ enum WinogradF4: WinogradTransform {
 /// 1.78 multiply-adds per output pixel and channel pair instead of 9
 /// (5.06× fewer; F(4×4): 4×), and 64/36 = 1.78× the input's floats in the
 /// transform domain against F(4×4)'s 2.25×, so its memory-bound transforms
-/// move less data per output. Larger constants: ~10× F(4×4)'s rounding.
+/// move less data per output. Larger constants: more rounding than F(4×4)
+/// (`WinogradTests` bounds both against im2col).
 ///   B^T = [1  0   −21/4  0     21/4   0    −1 0
 ///          0  1    1    −17/4 −17/4   1     1 0
 ///          0 −1    1     17/4 −17/4  −1     1 0

@@ -47,8 +47,10 @@ public final class Network {
 
     /// - convAlgorithm: how the 3×3 convolutions are lowered to sgemm
     ///   (`ConvAlgorithm`); im2col by default.
-    /// - workspaceBudget: floats of the shared chunk buffer (see `ConvWorkspace`;
-    ///   a Winograd network also holds one transformed filter, ≤ 36 MiB).
+    /// - workspaceBudget: floats of the shared chunk buffer (see `ConvWorkspace`).
+    ///   A Winograd network also holds one transformed filter, outside the
+    ///   budget: α²·C·K floats for its largest Winograd layer, e.g. 36 MiB
+    ///   for F(4×4) and 64 MiB for F(6×6) on a 512×512 layer.
     public init(spec: NetworkSpec, batch: Int, keepProbability: Float = 0.5, seed: UInt64 = 0,
                 workspaceBudget: Int = Network.defaultWorkspaceFloats,
                 convAlgorithm: ConvAlgorithm = .im2col) throws {

@@ -6,8 +6,8 @@ import Foundation
 /// OpenBLAS (a DYNAMIC_ARCH build, as Debian ships it) picks its kernel once,
 /// when the library loads: `OPENBLAS_CORETYPE` if set, else from CPUID. Debian
 /// 12's OpenBLAS 0.3.21 does not know recent Xeons (family 6, model 207 here)
-/// and falls back to Prescott, an SSE3 kernel 2.5–5× slower than the AVX2 and
-/// AVX-512 ones the CPU can run.
+/// and falls back to Prescott, an SSE3 kernel several times slower than the
+/// AVX2 and AVX-512 ones the CPU can run (`vgg-dp peak` measures each).
 ///
 /// vgg-dp's rule:
 /// - `OPENBLAS_CORETYPE` set: never touched (a machine may set it as a guard).
