@@ -53,14 +53,15 @@ struct ReportFields {
 
     init(path: String) throws {
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else {
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw TrainerError.usage("summary: \(path): no such file")
         }
+        guard !isDir.boolValue else { throw TrainerError.usage("summary: \(path) is a folder, not a run report") }
         let report: RunReport
         do {
             report = try RunReport.read(from: path)
         } catch let error as DecodingError {
-            throw TrainerError.usage("summary: \(path) is not a vgg-dp run report (\(error))")
+            throw TrainerError.usage("summary: \(path) is not a vgg-dp run report (\(ReportFields.reason(error)))")
         } catch {
             throw TrainerError.usage("summary: cannot read \(path): \(error.localizedDescription)")
         }
@@ -81,6 +82,18 @@ struct ReportFields {
                 throw TrainerError.usage("--field \(f): \(path) has no field '\(f)'")
             }
             return try v.text(field: f)
+        }
+    }
+
+    static func reason(_ error: DecodingError) -> String {
+        func at(_ path: [CodingKey]) -> String {
+            path.isEmpty ? "top level" : path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        }
+        switch error {
+        case let .dataCorrupted(c): return c.codingPath.isEmpty ? "not valid JSON" : "bad value at \(at(c.codingPath))"
+        case let .keyNotFound(key, c): return "no field \(at(c.codingPath + [key]))"
+        case let .typeMismatch(_, c), let .valueNotFound(_, c): return "bad value at \(at(c.codingPath))"
+        @unknown default: return "\(error)"
         }
     }
 
