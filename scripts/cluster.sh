@@ -200,7 +200,7 @@ validate_links() {
         local bits
         require_bin
         bits="$(rate_bits "$2")" && [ "$bits" -ge 1 ] \
-            || die "--rate: '$2' is not a link rate: write a number and bit, kbit, mbit, gbit or tbit (e.g. 1gbit, 10gbit, 500mbit), or none"
+            || die "--rate: '$2' is not a rate: write a number and bit, kbit, mbit, gbit or tbit (e.g. 1gbit, 10gbit, 500mbit), or none"
     fi
     delay_us "$3" >/dev/null || die "--delay: '$3' is not a time tc understands (e.g. 50us, 1ms)"
 }

@@ -116,7 +116,7 @@ final class ScriptsTests: XCTestCase {
                                      environment: ["VGGDP_BIN": Launcher.binary, "VGGDP_CLUSTER_ID": "253"])
         if r.status == 0 { _ = try? Launcher.command(["bash", script("cluster.sh"), "down"], environment: ["VGGDP_CLUSTER_ID": "253"]) }
         XCTAssertEqual(r.status, 2, r.all)
-        XCTAssertTrue(r.stderr.hasPrefix("cluster.sh: --rate: '1gbps' is not a link rate"), r.stderr)
+        XCTAssertTrue(r.stderr.hasPrefix("cluster.sh: --rate: '1gbps' is not a rate: write a number and bit"), r.stderr)
     }
 
     // MARK: - vgg-dp summary
