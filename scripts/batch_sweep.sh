@@ -32,39 +32,26 @@
 #                lock). Do not wrap this script in flock on the same file.
 set -euo pipefail
 
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
-die() { echo "batch_sweep.sh: $*" >&2; exit 2; }
-
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+script=batch_sweep.sh
+# shellcheck source=scripts/lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 sizes_list="1 2 3 4 5 6 7 8 9" mode="forward-backward" label="" out="" plots=1
 compare=()
 while [ "$#" -gt 0 ]; do
     case "$1" in
-        --sizes|--mode|--label|--out|--compare)
-            [ "$#" -ge 2 ] || die "$1 needs a value"
-            case "$1" in
-                --sizes) sizes_list="$2" ;;
-                --mode) mode="$2" ;;
-                --label) label="$2" ;;
-                --out) out="$2" ;;
-                --compare) compare+=("$2") ;;
-            esac
-            shift 2 ;;
-        --sizes=*) sizes_list="${1#*=}"; shift ;;
-        --mode=*) mode="${1#*=}"; shift ;;
-        --label=*) label="${1#*=}"; shift ;;
-        --out=*) out="${1#*=}"; shift ;;
-        --compare=*) compare+=("${1#*=}"); shift ;;
+        --sizes|--sizes=*) take_value "$@"; sizes_list="$value"; shift "$taken" ;;
+        --mode|--mode=*) take_value "$@"; mode="$value"; shift "$taken" ;;
+        --label|--label=*) take_value "$@"; label="$value"; shift "$taken" ;;
+        --out|--out=*) take_value "$@"; out="$value"; shift "$taken" ;;
+        --compare|--compare=*) take_value "$@"; compare+=("$value"); shift "$taken" ;;
         --no-plots) plots=0; shift ;;
         -h|--help) usage; exit 0 ;;
         --) shift; break ;;
-        *) die "unknown option '$1' (vgg-dp options go after --; see --help)" ;;
+        *) unknown_option "$1" "vgg-dp options go after --; see --help" ;;
     esac
 done
 extra=("$@")
-
-positive() { case "$1" in ''|*[!0-9]*|0*) return 1 ;; esac; }
 
 case "$mode" in
     forward|forward-backward|train) ;;
@@ -90,9 +77,8 @@ label="${label:-$(hostname 2>/dev/null || uname -n)}"
 safe_label="$(printf '%s' "$label" | tr -c 'A-Za-z0-9._-' '_')"
 [ -n "$safe_label" ] || safe_label=run
 
-script=batch_sweep.sh
-# shellcheck source=scripts/lib/study.sh
-. "$repo_root/scripts/lib/study.sh"
+require_bin
+lock_command
 
 out="${out:-$repo_root/runs/sweep-$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$out" || die "cannot create $out"

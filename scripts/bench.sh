@@ -9,18 +9,33 @@
 # every report records the kernel that ran.
 #
 #   scripts/bench.sh [OUT]
+#
+# Environment:
+#   VGGDP_BIN    the binary (default <repo>/.build/release/vgg-dp, built
+#                when missing)
+#   VGGDP_LOCK   lock file held for the whole set (default /tmp/bench.lock;
+#                empty: no lock)
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-[ -x .build/release/vgg-dp ] || swift build -c release
-B=.build/release/vgg-dp
+script=bench.sh
+# shellcheck source=scripts/lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+case "${1:-}" in
+    -h|--help) usage; exit 0 ;;
+    -*) unknown_option "$1" ;;
+esac
+[ "$#" -le 1 ] || die "takes one argument, OUT (see --help)"
+cd "$repo_root"
+vggdp_bin
+[ -n "${VGGDP_BIN:-}" ] || [ -x "$bin" ] || swift build -c release
+require_bin
+B=$bin
 O=${1:-runs/bench-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$O"
-exec 8>/tmp/bench.lock
-flock 8
-summ() { python3 - "$1" "$O" <<'PY'
-import json,sys; t=sys.argv[1]; d=json.load(open(sys.argv[2]+'/%s.json'%t)); r=d['per_rank']; n=len(r)
-print('%-16s ranks %d thr %d batch/rank %d  step median %.3f mean %.3f sd %.3f  img/s %.3f GFLOP/s %.1f  fwd %.3f bwd %.3f opt %.3f allreduce %.3f exposed %.3f (%.1f%% of step)  rss %d MiB conv=%s dtype=%s' % (t, d['ranks'], d['blas_threads'], d['batch_per_rank'], d['step_seconds']['median'], d['step_seconds']['mean'], d['step_seconds']['sd'], d['images_per_second'], d['gflops_per_second'], sum(x['forward'] for x in r)/n, sum(x['backward'] for x in r)/n, sum(x['optimizer'] for x in r)/n, d['allreduce_seconds_per_step'], d['exposed_seconds_per_step'], 100*d['exposed_seconds_per_step']/d['step_seconds']['mean'], d['peak_rss_bytes']>>20, d.get('conv'), d.get('allreduce_dtype')))
-PY
+hold_lock
+# One line per report, every figure read through `vgg-dp summary`.
+summ() {
+  "$B" summary "$O/$1.json" --field ranks,blas_threads,batch_per_rank,step_seconds.median,step_seconds.mean,step_seconds.sd,images_per_second,gflops_per_second,per_rank.forward,per_rank.backward,per_rank.optimizer,allreduce_seconds_per_step,exposed_seconds_per_step,peak_rss_bytes,conv,allreduce_dtype |
+    awk -F '\t' -v t="$1" '{ printf "%-16s ranks %d thr %d batch/rank %d  step median %.3f mean %.3f sd %.3f  img/s %.3f GFLOP/s %.1f  fwd %.3f bwd %.3f opt %.3f allreduce %.3f exposed %.3f (%.1f%% of step)  rss %d MiB conv=%s dtype=%s\n", t, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 100 * $13 / $5, int($14 / 1048576), ($15 == "" ? "None" : $15), ($16 == "" ? "None" : $16) }'
 }
 echo "== peak"; $B peak --threads 1; $B peak --threads 2
 echo "== B1 forward-backward batch 16, 1 thread"
@@ -42,6 +57,6 @@ echo "== B5 allreduce-bench 2 ranks"
 bash scripts/launch.sh -n 2 -- allreduce-bench --iterations 3 --min-bytes 1048576 > $O/arb2.txt 2>&1; tail -8 $O/arb2.txt
 echo "== B6 16-bit gradients on the simulated cluster, 2 hosts at 1 Gbit/s"
 for dt in fp32 bf16; do
-  VGGDP_BIN=$PWD/$B bash scripts/cluster.sh run 2 --rate 1gbit -- train --model vgg16 --image-size 64 --width-divisor 4 --batch-size 4 --threads 1 --warmup 2 --steps 10 --allreduce-dtype $dt --report $O/c_$dt.json > $O/c_$dt.txt 2>&1; summ c_$dt
+  VGGDP_BIN=$(realpath "$B") bash scripts/cluster.sh run 2 --rate 1gbit -- train --model vgg16 --image-size 64 --width-divisor 4 --batch-size 4 --threads 1 --warmup 2 --steps 10 --allreduce-dtype $dt --report $O/c_$dt.json > $O/c_$dt.txt 2>&1; summ c_$dt
 done
 bash scripts/cluster.sh down > /dev/null 2>&1

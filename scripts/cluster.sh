@@ -28,9 +28,12 @@
 #               leaves OpenMPI's own choice.
 #   down        removes every namespace, veth, bridge, qdisc and /etc/hosts
 #               line this script made (for this cluster id); safe to repeat.
-#   --rate R    each host's link rate, both directions (tc tbf); tc units:
-#               1gbit, 10gbit, 25gbit, 500mbit... (default 10gbit; "none":
-#               unlimited veth speed)
+#   --rate R    each host's link rate, both directions (tc tbf), read as
+#               `vgg-dp model --link` reads it: a number and bit, kbit, mbit,
+#               gbit or tbit (powers of 1000, any case, "/s" allowed): 1gbit,
+#               10gbit, 25gbit, 500mbit... (default 10gbit; "none": unlimited
+#               veth speed). Byte rates (tc's mbps) are refused. up and run
+#               with a rate need the vgg-dp binary (it reads the rate).
 #   --delay D   one-way latency added between two hosts (tc netem, D/2 at each
 #               end), e.g. 50us, 1ms (default: none). Needs the kernel's netem
 #               qdisc; up fails with the reason if it is missing.
@@ -49,12 +52,10 @@
 # flock) and OpenMPI.
 set -euo pipefail
 
-self="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
-repo_root="$(cd "$(dirname "$self")/.." && pwd)"
-
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$self"; }
-die() { echo "cluster.sh: $*" >&2; exit 2; }
-fail() { echo "cluster.sh: $*" >&2; exit 1; }
+script=cluster.sh
+# shellcheck source=scripts/lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+self="$script_path"
 
 id="${VGGDP_CLUSTER_ID:-0}"
 case "$id" in ''|*[!0-9]*) die "VGGDP_CLUSTER_ID must be a number 0..253, got '$id'" ;; esac
@@ -80,15 +81,13 @@ need_root() {
     command -v ip >/dev/null 2>&1 || fail "ip not found: install iproute2 (scripts/setup.sh does)"
 }
 
-# tc's rate in bits/s, or fail: accepts what tc accepts (bit, kbit, mbit, gbit, tbit; bps... in bytes).
+# A rate in bits/s, or fail: vgg-dp reads it (`vgg-dp describe --rate`, the
+# rules of Units.bitsPerSecond that `vgg-dp model --link` uses: a number and
+# bit, kbit, mbit, gbit or tbit, powers of 1000, any case, "/s" allowed).
+# tc is then given "<bits>bit", which it reads with the same powers of 1000.
+# Needs bin (require_bin).
 rate_bits() {
-    awk -v r="$1" 'BEGIN {
-        if (match(r, /^[0-9]+(\.[0-9]+)?/) == 0) exit 1
-        v = substr(r, 1, RLENGTH) + 0; u = tolower(substr(r, RLENGTH + 1))
-        m["bit"] = 1; m["kbit"] = 1e3; m["mbit"] = 1e6; m["gbit"] = 1e9; m["tbit"] = 1e12
-        m["bps"] = 8; m["kbps"] = 8e3; m["mbps"] = 8e6; m["gbps"] = 8e9; m["tbps"] = 8e12
-        if (!(u in m) || v <= 0) exit 1
-        printf "%.0f\n", v * m[u] }'
+    "$bin" describe --rate "$1" 2>/dev/null
 }
 
 # Microseconds of a tc time (us, ms, s; a bare number is µs), or fail.
@@ -102,7 +101,7 @@ delay_us() {
 }
 
 check_count() {
-    case "$1" in ''|*[!0-9]*|0*) die "N must be a positive integer, got '$1'" ;; esac
+    positive "$1" || die "N must be a positive integer, got '$1'"
     [ "$1" -le "$max_hosts" ] || die "N must be at most $max_hosts, got $1"
 }
 
@@ -114,7 +113,7 @@ shape() {
     "${tc[@]}" qdisc del dev "$dev" root 2>/dev/null || true
     if [ "$half_delay_us" -gt 0 ]; then
         local args=(netem delay "${half_delay_us}us" limit 100000)
-        [ "$rate" != none ] && args+=(rate "$rate")
+        [ "$rate" != none ] && args+=(rate "$(rate_bits "$rate")bit")
         "${tc[@]}" qdisc add dev "$dev" root "${args[@]}"
     elif [ "$rate" != none ]; then
         # Burst: 2 ms at the rate, at least 128 KiB (HZ-independent and
@@ -123,7 +122,7 @@ shape() {
         bits="$(rate_bits "$rate")"
         burst=$(( bits / 8 / 500 )); [ "$burst" -ge 131072 ] || burst=131072
         limit=$(( bits / 8 / 50 )); [ "$limit" -ge 4194304 ] || limit=4194304
-        "${tc[@]}" qdisc add dev "$dev" root tbf rate "$rate" burst "$burst" limit "$limit"
+        "${tc[@]}" qdisc add dev "$dev" root tbf rate "${bits}bit" burst "$burst" limit "$limit"
     fi
 }
 
@@ -197,7 +196,12 @@ remove_host() {
 # Refuses a bad N, rate or delay before anything is touched.
 validate_links() {
     check_count "$1"
-    [ "$2" = none ] || rate_bits "$2" >/dev/null || die "--rate: '$2' is not a rate tc understands (e.g. 1gbit, 10gbit, 500mbit, none)"
+    if [ "$2" != none ]; then
+        local bits
+        require_bin
+        bits="$(rate_bits "$2")" && [ "$bits" -ge 1 ] \
+            || die "--rate: '$2' is not a rate: write a number and bit, kbit, mbit, gbit or tbit (e.g. 1gbit, 10gbit, 500mbit), or none"
+    fi
     delay_us "$3" >/dev/null || die "--delay: '$3' is not a time tc understands (e.g. 50us, 1ms)"
 }
 
@@ -290,20 +294,13 @@ parse_links() {
     rate=10gbit delay=0 down_after=0 allreduce=ring
     while [ "$#" -gt 0 ]; do
         case "$1" in
-            --rate|--delay)
-                [ "$#" -ge 2 ] || die "$1 needs a value"
-                if [ "$1" = --rate ]; then rate="$2"; else delay="$2"; fi
-                shift 2 ;;
-            --rate=*) rate="${1#*=}"; shift ;;
-            --delay=*) delay="${1#*=}"; shift ;;
+            --rate|--rate=*) take_value "$@"; rate="$value"; shift "$taken" ;;
+            --delay|--delay=*) take_value "$@"; delay="$value"; shift "$taken" ;;
             --down) down_after=1; shift ;;
-            --allreduce)
-                [ "$#" -ge 2 ] || die "$1 needs a value"
-                allreduce="$2"; shift 2 ;;
-            --allreduce=*) allreduce="${1#*=}"; shift ;;
+            --allreduce|--allreduce=*) take_value "$@"; allreduce="$value"; shift "$taken" ;;
             --) shift; break ;;
             -h|--help) usage; exit 0 ;;
-            *) die "unknown option '$1' (vgg-dp options go after --; see --help)" ;;
+            *) unknown_option "$1" "vgg-dp options go after --; see --help" ;;
         esac
     done
     rest=("$@")
@@ -316,10 +313,7 @@ run_job() {
     validate_links "$n" "$rate" "$delay"
     case "$allreduce" in ring|default) ;; *) die "--allreduce must be ring or default, got '$allreduce'" ;; esac
     need_root run
-    bin="${VGGDP_BIN:-$repo_root/.build/release/vgg-dp}"
-    if [ ! -x "$bin" ] || [ -d "$bin" ]; then
-        fail "vgg-dp is not built ($bin): run scripts/setup.sh (or swift build -c release)"
-    fi
+    require_bin
     command -v mpirun >/dev/null 2>&1 || fail "mpirun not found: run scripts/setup.sh (installs openmpi-bin)"
     command -v unshare >/dev/null 2>&1 || fail "unshare not found: install util-linux"
     # One job at a time per cluster; down waits for a running job.

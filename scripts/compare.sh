@@ -8,6 +8,10 @@
 #                      [--coretype NAME] [--no-unset] [--warmup N] [--steps N]
 #                      [--rss-steps N] [--build]
 #
+# The baselines run at their fastest here: TensorFlow with oneDNN on
+# (TF_ENABLE_ONEDNN_OPTS=1, whatever the environment says; TensorFlow turns it
+# on by default only on some Intel CPUs), PyTorch with its defaults.
+#
 # Cases (VGG-16 at 224×224; every tool runs each case before the next case):
 #   forward-backward, batch 16, 1 thread and 2 threads
 #   forward, batch 32, 1 thread
@@ -42,11 +46,10 @@
 # takes 7-10 s per forward-backward step at batch 16 on one thread).
 set -euo pipefail
 
-usage() {
-    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
-}
-die() { echo "compare.sh: $*" >&2; exit 2; }
-count() { [[ "$2" =~ ^[0-9]+$ ]] || die "$1 needs a whole number, got '$2'"; }
+script=compare.sh
+# shellcheck source=scripts/lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+count() { whole "$2" || die "$1 needs a whole number, got '$2'"; }
 
 quick=0
 out=""
@@ -60,21 +63,16 @@ build=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1; shift ;;
-        --out|--frameworks|--coretype|--warmup|--steps|--rss-steps)
-            [ $# -ge 2 ] || die "$1 needs a value"
-            case "$1" in
-                --out) out=$2 ;;
-                --frameworks) frameworks=$2 ;;
-                --coretype) coretype=$2 ;;
-                --warmup) count "$1" "$2"; warmup=$2 ;;
-                --steps) count "$1" "$2"; steps=$2 ;;
-                --rss-steps) count "$1" "$2"; rss_steps=$2 ;;
-            esac
-            shift 2 ;;
+        --out|--out=*) take_value "$@"; out=$value; shift "$taken" ;;
+        --frameworks|--frameworks=*) take_value "$@"; frameworks=$value; shift "$taken" ;;
+        --coretype|--coretype=*) take_value "$@"; coretype=$value; shift "$taken" ;;
+        --warmup|--warmup=*) take_value "$@"; count "${1%%=*}" "$value"; warmup=$value; shift "$taken" ;;
+        --steps|--steps=*) take_value "$@"; count "${1%%=*}" "$value"; steps=$value; shift "$taken" ;;
+        --rss-steps|--rss-steps=*) take_value "$@"; count "${1%%=*}" "$value"; rss_steps=$value; shift "$taken" ;;
         --no-unset) unset_runs=0; shift ;;
         --build) build=1; shift ;;
         -h|--help) usage; exit 0 ;;
-        *) echo "compare.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+        *) unknown_option "$1" ;;
     esac
 done
 for f in $frameworks; do
@@ -93,19 +91,17 @@ fi
 
 # --out is relative to where the script was called from; the default is in the repo.
 [ -z "$out" ] || out=$(realpath -m -- "$out")
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 out=${out:-runs/compare-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out" || die "cannot create $out"
 
 # --- vgg-dp and the baselines ------------------------------------------------
-bin="${VGGDP_BIN:-$repo_root/.build/release/vgg-dp}"
-if [ "$build" -eq 1 ] || [ ! -x "$bin" ]; then
-    [ -z "${VGGDP_BIN:-}" ] || [ "$build" -eq 1 ] || die "VGGDP_BIN=$bin is not an executable"
+vggdp_bin
+if [ "$build" -eq 1 ] || { [ -z "${VGGDP_BIN:-}" ] && [ ! -x "$bin" ]; }; then
     echo "== swift build -c release"
     swift build -c release
 fi
-[ -x "$bin" ] || die "vgg-dp is not built ($bin): run swift build -c release"
+require_bin
 # A copy, so that a rebuild during the runs cannot change the binary under them.
 mkdir -p "$out/bin"
 cp "$bin" "$out/bin/vgg-dp"
@@ -126,12 +122,7 @@ if [ -n "${frameworks// /}" ]; then
     fi
 fi
 
-lock="${VGGDP_LOCK-/tmp/bench.lock}"
-locked=()
-if [ -n "$lock" ]; then
-    command -v flock >/dev/null 2>&1 || die "flock not found (util-linux); set VGGDP_LOCK= to run without $lock"
-    locked=(flock "$lock")
-fi
+lock_command
 
 # --- kernels vgg-dp runs with: label and the env arguments that set it up -----
 kernel_labels=()
@@ -154,6 +145,7 @@ fi
     echo "vgg-dp: $built_from, built $(date -u -r "$built_from" +%Y-%m-%dT%H:%M:%SZ), copied to $bin (tree: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ', uncommitted changes'))"
     echo "vgg-dp kernels: ${kernel_labels[*]}"
     echo "frameworks: ${frameworks:-none}"
+    [ -z "${frameworks// /}" ] || echo "baselines: TensorFlow with TF_ENABLE_ONEDNN_OPTS=1 (oneDNN on), PyTorch with its defaults (oneDNN on); each report's blas_config says what ran"
     echo "warm-up $warmup, steps $steps, batch-32 forward-backward steps $rss_steps"
 } | tee "$out/environment.txt"
 
@@ -170,12 +162,8 @@ run() {
     printf '%-34s ' "$name"
     if "${locked[@]}" "$@" --report "$json" > "$log" 2>&1 && [ -s "$json" ]; then
         reports+=("$json")
-        python3 - "$json" "$((SECONDS - start))" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1])); s = d["step_seconds"]
-print("s/batch median %.3f mean %.3f ± %.3f  images/s %6.2f  GFLOP/s %6.1f  peak RSS %5d MiB  (%s s)"
-      % (s["median"], s["mean"], s["sd"], d["images_per_second"], d["gflops_per_second"], d["peak_rss_bytes"] >> 20, sys.argv[2]))
-PY
+        "$bin" summary "$json" --field step_seconds.median,step_seconds.mean,step_seconds.sd,images_per_second,gflops_per_second,peak_rss_bytes |
+            awk -F '\t' -v s="$((SECONDS - start))" '{ printf "s/batch median %.3f mean %.3f ± %.3f  images/s %6.2f  GFLOP/s %6.1f  peak RSS %5d MiB  (%s s)\n", $1, $2, $3, $4, $5, int($6 / 1048576), s }'
     else
         failed+=("$name")
         echo "FAILED (exit status or no report; $log):"
@@ -199,9 +187,12 @@ one_case() {
             --mode "$mode" --batch-size "$batch" --threads "$threads" --steps "$n"
     done
     for f in $frameworks; do
-        local script=tf_vgg16.py short=tf
-        [ "$f" = pytorch ] && script=torch_vgg16.py short=torch
-        run "$short-$name" "$python" "scripts/baselines/$script" --mode "$mode" --batch-size "$batch" \
+        # Each baseline at its fastest here: TensorFlow with oneDNN on (its
+        # default turns oneDNN on only on some Intel CPUs), PyTorch as it
+        # comes (oneDNN on). The report's blas_config records the setting.
+        local file=tf_vgg16.py short=tf settings=(TF_ENABLE_ONEDNN_OPTS=1)
+        [ "$f" = pytorch ] && file=torch_vgg16.py short=torch settings=()
+        run "$short-$name" env "${settings[@]}" "$python" "scripts/baselines/$file" --mode "$mode" --batch-size "$batch" \
             --threads "$threads" --burn-in "$warmup" --steps "$n"
     done
 }

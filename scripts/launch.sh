@@ -23,45 +23,31 @@
 # exits with mpirun's status.
 set -euo pipefail
 
-usage() {
-    sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-}
-die() { echo "launch.sh: $*" >&2; exit 1; }
-
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+script=launch.sh
+# shellcheck source=scripts/lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# launch.sh's usage errors exit 1, as they always have (scripts and tests rely on it).
+needs_value_status=1
 
 ranks=4
 hostfile="$repo_root/hostfiles/localhost"
 while [ "$#" -gt 0 ]; do
     case "$1" in
-        -n|-np|--np)
-            [ "$#" -ge 2 ] || die "$1 needs a value"
-            ranks="$2"; shift 2 ;;
-        -n=*|--np=*) ranks="${1#*=}"; shift ;;
-        --hostfile)
-            [ "$#" -ge 2 ] || die "$1 needs a value"
-            hostfile="$2"; shift 2 ;;
-        --hostfile=*) hostfile="${1#*=}"; shift ;;
+        -n|-np|--np|-n=*|--np=*) take_value "$@"; ranks="$value"; shift "$taken" ;;
+        --hostfile|--hostfile=*) take_value "$@"; hostfile="$value"; shift "$taken" ;;
         -h|--help) usage; exit 0 ;;
         --) shift; break ;;
         *) break ;;
     esac
 done
 
-case "$ranks" in
-    ''|*[!0-9]*|0*) die "RANKS must be a positive integer, got '$ranks'" ;;
-esac
-[ -f "$hostfile" ] || die "hostfile not found: $hostfile"
+positive "$ranks" || fail "RANKS must be a positive integer, got '$ranks'"
+[ -f "$hostfile" ] || fail "hostfile not found: $hostfile"
 
-bin="${VGGDP_BIN:-$repo_root/.build/release/vgg-dp}"
-if [ ! -x "$bin" ] || [ -d "$bin" ]; then
-    [ -n "${VGGDP_BIN:-}" ] && echo "launch.sh: VGGDP_BIN=$VGGDP_BIN is not an executable file" >&2
-    echo "vgg-dp is not built: run scripts/setup.sh (or swift build -c release)" >&2
-    exit 1
-fi
+require_bin
 
 command -v mpirun >/dev/null 2>&1 \
-    || die "mpirun not found: run scripts/setup.sh (installs openmpi-bin)"
+    || fail "mpirun not found: run scripts/setup.sh (installs openmpi-bin)"
 
 # Total slots in the hostfile: "host slots=N" counts N, a bare host counts 1.
 hostfile_slots() {

@@ -32,40 +32,26 @@
 #   MPIRUN_ARGS  extra mpirun options (see scripts/launch.sh)
 set -euo pipefail
 
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
-die() { echo "scaling.sh: $*" >&2; exit 2; }
-
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+script=scaling.sh
+# shellcheck source=scripts/lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 kind="" global_batch="" batch_size="" ranks_list="1 2 4" hostfile="" out="" plots=1
 while [ "$#" -gt 0 ]; do
     case "$1" in
-        --kind|--global-batch|--batch-size|--ranks|--hostfile|--out)
-            [ "$#" -ge 2 ] || die "$1 needs a value"
-            case "$1" in
-                --kind) kind="$2" ;;
-                --global-batch) global_batch="$2" ;;
-                --batch-size) batch_size="$2" ;;
-                --ranks) ranks_list="$2" ;;
-                --hostfile) hostfile="$2" ;;
-                --out) out="$2" ;;
-            esac
-            shift 2 ;;
-        --kind=*) kind="${1#*=}"; shift ;;
-        --global-batch=*) global_batch="${1#*=}"; shift ;;
-        --batch-size=*) batch_size="${1#*=}"; shift ;;
-        --ranks=*) ranks_list="${1#*=}"; shift ;;
-        --hostfile=*) hostfile="${1#*=}"; shift ;;
-        --out=*) out="${1#*=}"; shift ;;
+        --kind|--kind=*) take_value "$@"; kind="$value"; shift "$taken" ;;
+        --global-batch|--global-batch=*) take_value "$@"; global_batch="$value"; shift "$taken" ;;
+        --batch-size|--batch-size=*) take_value "$@"; batch_size="$value"; shift "$taken" ;;
+        --ranks|--ranks=*) take_value "$@"; ranks_list="$value"; shift "$taken" ;;
+        --hostfile|--hostfile=*) take_value "$@"; hostfile="$value"; shift "$taken" ;;
+        --out|--out=*) take_value "$@"; out="$value"; shift "$taken" ;;
         --no-plots) plots=0; shift ;;
         -h|--help) usage; exit 0 ;;
         --) shift; break ;;
-        *) die "unknown option '$1' (vgg-dp options go after --; see --help)" ;;
+        *) unknown_option "$1" "vgg-dp options go after --; see --help" ;;
     esac
 done
 extra=("$@")
-
-positive() { case "$1" in ''|*[!0-9]*|0*) return 1 ;; esac; }
 
 case "$kind" in
     strong)
@@ -104,9 +90,8 @@ else
     hostfile_args=()
 fi
 
-script=scaling.sh
-# shellcheck source=scripts/lib/study.sh
-. "$repo_root/scripts/lib/study.sh"
+require_bin
+lock_command
 
 out="${out:-$repo_root/runs/scaling-$kind-$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$out" || die "cannot create $out"

@@ -2,34 +2,111 @@
 # Set up a Debian 12 machine to build and run vgg-dp.
 #
 #   scripts/setup.sh [--no-build]
+#   scripts/setup.sh --undo-mpi-config
 #
 # Idempotent and safe to run as root with no TTY. It:
 #   1. apt-get update, then installs OpenMPI, OpenBLAS, pkg-config, iproute2
 #      and python3 with matplotlib/numpy (a no-op for packages already there);
-#   2. makes sure the `python3` on PATH (possibly a pyenv python, not the
+#   2. on a machine where Open MPI has fewer slots (cores) than the README's
+#      `mpirun -n 4` asks for, allows oversubscription in the per-user MCA
+#      parameter file ($HOME/.openmpi/mca-params.conf:
+#      rmaps_base_oversubscribe = 1, between marker comments), so that the
+#      line works as typed; a machine with enough slots is left as it is;
+#   3. makes sure the `python3` on PATH (possibly a pyenv python, not the
 #      system one) can import matplotlib, pip-installing it if needed;
-#   3. checks that Swift is on PATH (adding /opt/swift/usr/bin when present);
-#   4. runs `swift build -c release`, unless --no-build is given.
+#   4. checks that Swift is on PATH (adding /opt/swift/usr/bin when present);
+#   5. runs `swift build -c release`, unless --no-build is given.
+#
+#   --undo-mpi-config   removes step 2's lines from $HOME/.openmpi/mca-params.conf
+#                       (the file too, if nothing else is left in it) and exits
+#
+# As root, mpirun also needs OMPI_ALLOW_RUN_AS_ROOT=1 and
+# OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 in the environment (or --allow-run-as-root);
+# setup does not set them (scripts/launch.sh does, for its own mpirun).
 set -euo pipefail
 
-usage() {
-    echo "usage: scripts/setup.sh [--no-build]"
-}
+script=setup.sh
+# shellcheck source=scripts/lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+say_prefix="==> "
 
 build=1
+undo_mpi=0
 for arg in "$@"; do
     case "$arg" in
         --no-build) build=0 ;;
+        --undo-mpi-config) undo_mpi=1 ;;
         -h|--help) usage; exit 0 ;;
-        *) echo "setup.sh: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
+        *) unknown_option "$arg" ;;
     esac
 done
 
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
-say() { echo "==> $*"; }
-die() { echo "setup.sh: error: $*" >&2; exit 1; }
+# --- Open MPI: oversubscription where the machine has too few slots -----------
+mpi_ranks=4  # the README's `mpirun -n 4 .build/release/vgg-dp`
+mca_file="${HOME:?HOME must be set}/.openmpi/mca-params.conf"
+mca_begin="# >>> vgg-dp scripts/setup.sh (undo: scripts/setup.sh --undo-mpi-config)"
+mca_end="# <<< vgg-dp scripts/setup.sh"
+
+mca_configured() { [ -f "$mca_file" ] && grep -qxF "$mca_begin" "$mca_file"; }
+
+# mpirun -n N true, as a user types it but with oversubscription off: its
+# output, and whether Open MPI found N slots.
+mpi_probe() {
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+        timeout 60 mpirun "$@" -n "$mpi_ranks" true 2>&1
+}
+
+configure_mpi() {
+    if mca_configured; then
+        say "Open MPI: $mca_file already allows oversubscription (scripts/setup.sh --undo-mpi-config removes it)"
+        return 0
+    fi
+    local out
+    if out="$(mpi_probe --mca rmaps_base_oversubscribe 0)"; then
+        say "Open MPI: $mpi_ranks slots or more here; its configuration is left as it is"
+        return 0
+    fi
+    if ! grep -qi "not enough slots" <<<"$out"; then
+        warn "mpirun -n $mpi_ranks true failed for another reason; Open MPI's configuration is left as it is:"
+        sed 's/^/    /' <<<"$out" | head -n 20 >&2
+        return 0
+    fi
+    mkdir -p "$(dirname "$mca_file")"
+    {
+        echo "$mca_begin"
+        echo "# Fewer Open MPI slots (cores) here than \`mpirun -n $mpi_ranks\` asks for: allow oversubscription."
+        echo "rmaps_base_oversubscribe = 1"
+        echo "$mca_end"
+    } >>"$mca_file"
+    out="$(mpi_probe)" || fail "error: mpirun -n $mpi_ranks true still fails after allowing oversubscription in $mca_file:"$'\n'"$out"
+    say "Open MPI: fewer than $mpi_ranks slots here: allowed oversubscription in $mca_file (undo: scripts/setup.sh --undo-mpi-config)"
+}
+
+undo_mpi_config() {
+    if ! mca_configured; then
+        say "Open MPI: no vgg-dp lines in $mca_file; nothing to undo"
+        return 0
+    fi
+    local tmp
+    tmp="$(mktemp "$mca_file.XXXXXX")"
+    awk -v b="$mca_begin" -v e="$mca_end" '$0 == b { skip = 1; next } skip && $0 == e { skip = 0; next } !skip' \
+        "$mca_file" >"$tmp"
+    if grep -q '[^[:space:]]' "$tmp"; then
+        cat "$tmp" >"$mca_file"
+        say "Open MPI: removed vgg-dp's lines from $mca_file"
+    else
+        rm -f "$mca_file"
+        say "Open MPI: removed $mca_file (it held only vgg-dp's lines)"
+    fi
+    rm -f "$tmp"
+}
+
+if [ "$undo_mpi" -eq 1 ]; then
+    undo_mpi_config
+    exit 0
+fi
 
 # --- 1. system packages ------------------------------------------------------
 packages=(
@@ -42,7 +119,7 @@ if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1; then
         sudo_cmd=(sudo)
     else
-        die "not running as root and sudo is not available; re-run as root"
+        fail "error: not running as root and sudo is not available; re-run as root"
     fi
 fi
 
@@ -57,14 +134,15 @@ say "apt-get install ${packages[*]}"
     "${packages[@]}" >/dev/null
 
 for pc in ompi-c openblas; do
-    pkg-config --exists "$pc" || die "pkg-config cannot find '$pc' after installing packages"
+    pkg-config --exists "$pc" || fail "error: pkg-config cannot find '$pc' after installing packages"
 done
 say "pkg-config: ompi-c $(pkg-config --modversion ompi-c), openblas $(pkg-config --modversion openblas)"
-command -v mpirun >/dev/null 2>&1 || die "mpirun is not on PATH after installing openmpi-bin"
+command -v mpirun >/dev/null 2>&1 || fail "error: mpirun is not on PATH after installing openmpi-bin"
 say "$(mpirun --version 2>/dev/null | head -n 1)"
+configure_mpi
 
-# --- 2. matplotlib for the python3 on PATH ------------------------------------
-command -v python3 >/dev/null 2>&1 || die "python3 is not on PATH"
+# --- 3. matplotlib for the python3 on PATH ------------------------------------
+command -v python3 >/dev/null 2>&1 || fail "error: python3 is not on PATH"
 py="$(command -v python3)"
 if python3 -c 'import matplotlib' >/dev/null 2>&1; then
     say "python3 ($py) has matplotlib"
@@ -72,13 +150,13 @@ else
     say "python3 ($py) lacks matplotlib: pip installing it"
     PIP_ROOT_USER_ACTION=ignore \
         python3 -m pip install --quiet --disable-pip-version-check matplotlib \
-        || die "could not pip install matplotlib for $py"
+        || fail "error: could not pip install matplotlib for $py"
     python3 -c 'import matplotlib' >/dev/null 2>&1 \
-        || die "python3 ($py) still cannot import matplotlib"
+        || fail "error: python3 ($py) still cannot import matplotlib"
     say "python3 ($py) now has matplotlib"
 fi
 
-# --- 3. Swift ------------------------------------------------------------------
+# --- 4. Swift ------------------------------------------------------------------
 if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
     export PATH="/opt/swift/usr/bin:$PATH"
 fi
@@ -90,7 +168,7 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 say "swift: $(command -v swift) ($(swift --version 2>/dev/null | head -n 1))"
 
-# --- 4. build ------------------------------------------------------------------
+# --- 5. build ------------------------------------------------------------------
 if [ "$build" -eq 1 ]; then
     say "swift build -c release"
     swift build -c release

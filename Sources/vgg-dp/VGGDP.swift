@@ -8,7 +8,8 @@ struct VGGDP: ParsableCommand {
         Run one rank:     vgg-dp --model vgg16 --batch-size 16 --mode forward-backward
         Run four ranks:   mpirun -n 4 vgg-dp    (or scripts/launch.sh -n 4)
         """,
-        subcommands: [Train.self, Verify.self, AllreduceBench.self, Peak.self, SelfTest.self, ReportCommand.self, ModelCommand.self],
+        subcommands: [Train.self, Verify.self, AllreduceBench.self, Peak.self, SelfTest.self, ReportCommand.self, ModelCommand.self,
+                      Describe.self, SummaryCommand.self],
         defaultSubcommand: Train.self
     )
 }

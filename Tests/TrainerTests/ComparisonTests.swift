@@ -313,7 +313,9 @@ final class ComparisonTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent("example.json").path
         let script = Launcher.repoRoot.appendingPathComponent("scripts/baselines/common.py").path
-        let r = try Launcher.command([python, script, "--example-report", path], timeout: 60)
+        // common.py takes its counts from `vgg-dp describe --json` of the binary built with the tests.
+        let r = try Launcher.command([python, script, "--example-report", path], timeout: 60,
+                                     environment: ["VGGDP_BIN": Launcher.binary])
         XCTAssertEqual(r.status, 0, r.all)
         let written = try RunReport.read(from: path)
         checkBaselineReport(written)

@@ -1,11 +1,11 @@
 """Shared by the TensorFlow and PyTorch baselines (tf_vgg16.py, torch_vgg16.py):
 the command line, the thread environment, the notebook's timing loop, the
-VGG-16 FLOP count vgg-dp uses, and a JSON report with the fields of vgg-dp's
+VGG-16 FLOP and parameter counts (from `vgg-dp describe --json`), and a JSON report with the fields of vgg-dp's
 RunReport (Sources/Trainer/Report.swift), so that `vgg-dp report` reads it.
 
 Standard library only: the Swift tests run this file with a plain python3
-(`python3 common.py --example-report FILE`) to check that what it writes
-decodes as a RunReport.
+(`VGGDP_BIN=... python3 common.py --example-report FILE`) to check that what
+it writes decodes as a RunReport with vgg-dp's counts.
 """
 
 import argparse
@@ -25,49 +25,55 @@ import time
 MODES = ("forward", "forward-backward")
 
 # VGG-16 (configuration D): convolutions per block and their channels, then
-# FC-4096, FC-4096, FC-classes. As VGGEngine/Model/Architecture.swift.
+# FC-4096, FC-4096, FC-classes, as VGGEngine/Model/Architecture.swift. The
+# baselines build their networks from these; the counts come from vgg-dp.
 VGG16_BLOCKS = [(2, 64), (2, 128), (3, 256), (3, 512), (3, 512)]
 HIDDEN = 4096
 
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_descriptions = {}
 
-def vgg16_layer_macs(image_size=224, classes=1000):
-    """Multiply-adds of one image's forward pass, per layer with weights, in
-    forward order (13 convolutions, 3 fully connected layers)."""
-    macs = []
-    size, channels = image_size, 3
-    for convs, width in VGG16_BLOCKS:
-        for _ in range(convs):
-            macs.append(size * size * 9 * channels * width)
-            channels = width
-        size //= 2
-    flat = size * size * channels
-    macs += [flat * HIDDEN, HIDDEN * HIDDEN, HIDDEN * classes]
-    return macs
+
+def vggdp_binary():
+    """$VGGDP_BIN, else <repo>/.build/release/vgg-dp (as scripts/lib/common.sh)."""
+    return os.environ.get("VGGDP_BIN") or os.path.join(REPO_ROOT, ".build", "release", "vgg-dp")
+
+
+def describe(image_size=224, classes=1000):
+    """VGG-16's counts as vgg-dp computes them (`vgg-dp describe --json`:
+    NetworkSpec's parameters, FLOPs per image and layers). Exits with a
+    message when vgg-dp is not built or fails."""
+    key = (image_size, classes)
+    if key not in _descriptions:
+        binary = vggdp_binary()
+        if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+            if os.environ.get("VGGDP_BIN"):
+                print("common.py: VGGDP_BIN=%s is not an executable file" % os.environ["VGGDP_BIN"], file=sys.stderr)
+            sys.exit("vgg-dp is not built: run scripts/setup.sh (or swift build -c release); "
+                     "the baselines take their FLOP and parameter counts from `vgg-dp describe --json`")
+        command = [binary, "describe", "--json", "--model", "vgg16", "--image-size", str(image_size),
+                   "--classes", str(classes)]
+        try:
+            done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120, check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            sys.exit("common.py: %s failed: %s" % (" ".join(command), e))
+        if done.returncode != 0:
+            sys.exit("common.py: %s failed (exit status %d): %s"
+                     % (" ".join(command), done.returncode, done.stderr.decode("utf-8", "replace").strip()))
+        _descriptions[key] = json.loads(done.stdout)
+    return _descriptions[key]
 
 
 def vgg16_flops(image_size=224, classes=1000):
-    """(forward, forward + backward) FLOPs of one image, counted as vgg-dp
-    counts them (NetworkSpec.forwardFLOPsPerImage, forwardBackwardFLOPsPerImage):
-    2 FLOPs per multiply-add; backward is two GEMMs per layer (weight and
-    input gradient) except the first convolution, which needs no input gradient."""
-    macs = vgg16_layer_macs(image_size, classes)
-    forward = sum(2 * m for m in macs)
-    forward_backward = sum(2 * m * (2 if i == 0 else 3) for i, m in enumerate(macs))
-    return forward, forward_backward
+    """(forward, forward + backward) FLOPs of one image, as vgg-dp counts them
+    (NetworkSpec.forwardFLOPsPerImage, forwardBackwardFLOPsPerImage)."""
+    d = describe(image_size, classes)
+    return d["forward_flops_per_image"], d["forward_backward_flops_per_image"]
 
 
 def vgg16_parameters(image_size=224, classes=1000):
-    """Weights and biases of VGG-16 (138,357,544 at 224×224, 1000 classes)."""
-    count, size, channels = 0, image_size, 3
-    for convs, width in VGG16_BLOCKS:
-        for _ in range(convs):
-            count += 9 * channels * width + width
-            channels = width
-        size //= 2
-    flat = size * size * channels
-    for n_in, n_out in [(flat, HIDDEN), (HIDDEN, HIDDEN), (HIDDEN, classes)]:
-        count += n_in * n_out + n_out
-    return count
+    """Weights and biases of VGG-16, as vgg-dp counts them (NetworkSpec.parameterCount)."""
+    return describe(image_size, classes)["parameters"]
 
 
 # MARK: - Command line and threads
@@ -110,6 +116,7 @@ def parse_arguments(p):
     """Parses, checks (see check_arguments) and notes the start time."""
     args = p.parse_args()
     check_arguments(p, args)
+    describe()  # the counts the report needs, before any work
     args.started_at = now_utc()
     return args
 

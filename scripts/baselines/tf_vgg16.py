@@ -25,6 +25,11 @@ p.add_argument("--no-fetch", action="store_true",
 args = common.parse_arguments(p)
 common.set_thread_environment(args.threads)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+# oneDNN on unless the environment says otherwise: TensorFlow turns it on by
+# default only on some Intel CPUs, and it is the faster path on the others
+# (docs/COMPARE.md). kernels() records which it was and where it came from.
+ONEDNN_FROM_ENVIRONMENT = "TF_ENABLE_ONEDNN_OPTS" in os.environ
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 import tensorflow as tf  # noqa: E402
 
@@ -111,14 +116,15 @@ tf.nn.conv2d(x, w, 1, "SAME").numpy()
 
 def kernels():
     """(blas_core, blas_config): oneDNN and its ISA when TensorFlow uses it
-    (TF_ENABLE_ONEDNN_OPTS, on by default on x86 Linux), else Eigen."""
+    (TF_ENABLE_ONEDNN_OPTS: 1 unless the environment set it), else Eigen."""
     flag = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
     try:
         from tensorflow.python.util import _pywrap_util_port
         onednn = bool(_pywrap_util_port.IsMklEnabled())
     except (ImportError, AttributeError):
         onednn = flag != "0"
-    setting = "TF_ENABLE_ONEDNN_OPTS=%s" % (flag if flag is not None else "unset (on)")
+    setting = "TF_ENABLE_ONEDNN_OPTS=%s (%s)" % (flag, "from the environment" if ONEDNN_FROM_ENVIRONMENT
+                                                  else "tf_vgg16.py's default")
     config = "TensorFlow %s; %s; oneDNN %s" % (tf.__version__, setting, "on" if onednn else "off")
     if not onednn:
         return "Eigen", config + "; Eigen kernels; " + common.openblas_note()

@@ -91,10 +91,11 @@ def kernels():
         core = "ATen %s" % capability
     if blas:
         core += " + %s" % ("MKL" if blas.group(1) == "mkl" else blas.group(1))
-    config = "PyTorch %s; oneDNN %s%s; BLAS %s%s; ATen CPU capability %s; threads %d, inter-op 1; %s" % (
+    config = "PyTorch %s; oneDNN %s%s; BLAS %s%s; ATen CPU capability %s; threads %d, inter-op 1; memory format %s; %s" % (
         torch.__version__, "on" if onednn else "off",
         ", " + common.onednn_config(info) if onednn else "",
         blas.group(1) if blas else "?", " %s" % mkl.group(1) if mkl else "", capability, args.threads,
+        "channels_last (--channels-last)" if args.channels_last else "NCHW (PyTorch's default)",
         common.openblas_note())
     return core, config
 
