@@ -28,17 +28,20 @@ enum Exit {
         }
     }
 
-    /// Prints `error` once (on the rank that mpirun calls 0, or on `printer`
-    /// when given) and ends the process with its status.
-    static func fail(_ error: Error, printHere: Bool = Launch.rank == 0) -> Never {
-        let status = status(for: error)
-        if printHere {
-            if status == 0 {
-                print(message(for: error))
-            } else {
-                FileHandle.standardError.write(Data((message(for: error) + "\n").utf8))
-            }
+    /// Prints `error` where `printHere` (by default on the rank that mpirun
+    /// calls 0): help on stdout, errors on stderr.
+    static func say(_ error: Error, printHere: Bool = Launch.rank == 0) {
+        guard printHere else { return }
+        if status(for: error) == 0 {
+            print(message(for: error))
+        } else {
+            FileHandle.standardError.write(Data((message(for: error) + "\n").utf8))
         }
-        exit(status)
+    }
+
+    /// Prints `error` once and ends the process with its status.
+    static func fail(_ error: Error, printHere: Bool = Launch.rank == 0) -> Never {
+        say(error, printHere: printHere)
+        exit(status(for: error))
     }
 }

@@ -17,8 +17,11 @@ func withWorld(requested: ThreadLevel = .multiple, _ body: (World) throws -> Voi
         FileHandle.standardError.write(Data((Exit.message(for: error) + " (rank \(world.rank))\n").utf8))
         world.abort(code: Exit.status(for: error))
     } catch {
+        // Rank 0 speaks before MPI_Finalize: once another rank has exited
+        // after it, mpirun may end rank 0 at any moment.
+        Exit.say(error, printHere: world.isRoot)
         world.finalize()
-        Exit.fail(error, printHere: world.isRoot)
+        exit(Exit.status(for: error))
     }
 }
 

@@ -1,4 +1,5 @@
 import COpenBLAS
+import Vocabulary
 
 /// OpenBLAS as this process holds it: its thread count, the kernel it runs,
 /// its build, and the sgemm peak probe. `BLASKernel` decides which kernel
