@@ -7,13 +7,23 @@ import Foundation
 public final class FloatArena {
     public let base: UnsafeMutablePointer<Float>
     public let count: Int
+    /// Keeps borrowed memory alive (a host-shared window); nil when the arena owns its pages.
+    private let owner: AnyObject?
 
     public init(count: Int) {
         self.count = count
         base = Pages.allocate(floats: count)
+        owner = nil
     }
 
-    deinit { Pages.free(base, floats: count) }
+    /// An arena over `count` floats at `base` that `owner` allocated and keeps alive.
+    public init(borrowing base: UnsafeMutablePointer<Float>, count: Int, owner: AnyObject) {
+        self.base = base
+        self.count = count
+        self.owner = owner
+    }
+
+    deinit { if owner == nil { Pages.free(base, floats: count) } }
 
     public subscript(i: Int) -> Float {
         get { base[i] }

@@ -53,14 +53,19 @@ public final class Network {
     ///   for F(4×4) and 64 MiB for F(6×6) on a 512×512 layer.
     public init(spec: NetworkSpec, batch: Int, keepProbability: Float = 0.5, seed: UInt64 = 0,
                 workspaceBudget: Int = Network.defaultWorkspaceFloats,
-                convAlgorithm: ConvAlgorithm = .im2col) throws {
+                convAlgorithm: ConvAlgorithm = .im2col, storage: ParameterStorage? = nil) throws {
         try spec.validate()
         guard batch >= 1 else { throw EngineError.invalid("batch size must be at least 1, got \(batch)") }
         self.spec = spec
         self.batch = batch
         let specs = spec.layers
-        parameters = FloatArena(count: spec.parameterCount)
-        gradients = FloatArena(count: spec.parameterCount)
+        if let storage {
+            guard storage.parameters.count == spec.parameterCount, storage.gradients.count == spec.parameterCount else {
+                throw EngineError.invalid("parameter storage holds \(storage.parameters.count) floats, the model has \(spec.parameterCount)")
+            }
+        }
+        parameters = storage?.parameters ?? FloatArena(count: spec.parameterCount)
+        gradients = storage?.gradients ?? FloatArena(count: spec.parameterCount)
 
         images = .allocate(capacity: batch * spec.imageSize * spec.imageSize * 3)
         images.initialize(repeating: 0, count: batch * spec.imageSize * spec.imageSize * 3)
@@ -123,7 +128,21 @@ public final class Network {
         forwardStart = forwardGemmSeconds
         backwardStart = forwardGemmSeconds
         backwardGemmSeconds = Array(repeating: 0, count: specs.count)
-        initializeParameters(seed: seed)
+        if storage?.initializes ?? true { initializeParameters(seed: seed) }
+    }
+
+    /// Parameters and gradients held elsewhere (e.g. parameters shared by the
+    /// ranks of a host): the two arenas, and whether this network writes the
+    /// initial parameters (false when another process sharing them does).
+    public struct ParameterStorage {
+        public var parameters: FloatArena
+        public var gradients: FloatArena
+        public var initializes: Bool
+        public init(parameters: FloatArena, gradients: FloatArena, initializes: Bool) {
+            self.parameters = parameters
+            self.gradients = gradients
+            self.initializes = initializes
+        }
     }
 
     deinit {
