@@ -30,5 +30,9 @@ static inline int vggdp_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 static inline int vggdp_thread_serialized(void) { return MPI_THREAD_SERIALIZED; }
 static inline int vggdp_thread_multiple(void) { return MPI_THREAD_MULTIPLE; }
 static inline MPI_Errhandler vggdp_errors_return(void) { return MPI_ERRORS_RETURN; }
+static inline int vggdp_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
+static inline MPI_Info vggdp_info_null(void) { return MPI_INFO_NULL; }
+static inline int vggdp_mode_nocheck(void) { return MPI_MODE_NOCHECK; }
+static inline MPI_Win vggdp_win_null(void) { return MPI_WIN_NULL; }
 
 #endif

@@ -1,5 +1,6 @@
 import Comm
 import VGGEngine
+import Vocabulary
 
 /// What a run does, as the notebook's two benchmarks plus real training.
 public enum Mode: String, Codable, CaseIterable, Sendable {
@@ -36,6 +37,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var bucketMB: Double = 25
     /// Allreduce on a communication thread while backward runs.
     public var overlap = true
+    /// How gradients are averaged: allreduce, host-shared, or auto (see `HostReplica.resolve`).
+    public var exchange: ExchangeChoice = .auto
 
     /// Whether to overlap when the user did not say. Overlap pays when a
     /// network moves the bytes (ranks on several hosts) or a core is idle for
