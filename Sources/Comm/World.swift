@@ -1,5 +1,6 @@
 import CMPI
 import Foundation
+import Vocabulary
 
 /// MPI's thread support levels, in increasing order.
 public enum ThreadLevel: Int, Comparable, CustomStringConvertible, Codable, Sendable {

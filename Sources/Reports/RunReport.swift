@@ -1,20 +1,11 @@
-import Comm
 import Foundation
-import VGGEngine
+import Vocabulary
 
 /// Everything a run measured, as written to `--report FILE` (JSON, snake_case
-/// keys). Rank 0 builds it from all ranks' timings, gathered at the end.
-public struct RunReport: Codable, Sendable {
-    public struct Bucket: Codable, Sendable {
-        public var index: Int
-        public var layers: [String]
-        public var offset: Int
-        public var count: Int
-        public var bytes: Int
-        /// Mean over timed steps (rank 0), seconds.
-        public var allreduceSeconds: Double
-    }
-
+/// keys). Rank 0 builds it from all ranks' timings, gathered at the end
+/// (Trainer's `RunReport.make`); the baselines of scripts/baselines/ write
+/// the same fields. Schema 1.
+public struct RunReport: Encodable, Sendable {
     public struct Layer: Codable, Sendable {
         public var name: String
         public var forwardSeconds: Double
@@ -26,6 +17,20 @@ public struct RunReport: Codable, Sendable {
         public var backwardFlops: Int
         public var forwardGflopsPerSecond: Double
         public var backwardGflopsPerSecond: Double
+
+        public init(name: String, forwardSeconds: Double, backwardSeconds: Double, forwardGemmSeconds: Double,
+                    backwardGemmSeconds: Double, forwardFlops: Int, backwardFlops: Int,
+                    forwardGflopsPerSecond: Double, backwardGflopsPerSecond: Double) {
+            self.name = name
+            self.forwardSeconds = forwardSeconds
+            self.backwardSeconds = backwardSeconds
+            self.forwardGemmSeconds = forwardGemmSeconds
+            self.backwardGemmSeconds = backwardGemmSeconds
+            self.forwardFlops = forwardFlops
+            self.backwardFlops = backwardFlops
+            self.forwardGflopsPerSecond = forwardGflopsPerSecond
+            self.backwardGflopsPerSecond = backwardGflopsPerSecond
+        }
     }
 
     public struct Rank: Codable, Sendable {
@@ -45,6 +50,24 @@ public struct RunReport: Codable, Sendable {
         public var rssAtEndBytes: Int? = nil
         /// Raw per-step times.
         public var steps: [StepTimes]
+
+        public init(rank: Int, host: String, stepSeconds: Summary, data: Double, forward: Double, backward: Double,
+                    optimizer: Double, allreduce: Double, exposed: Double, peakRssBytes: Int,
+                    rssAtStep100Bytes: Int? = nil, rssAtEndBytes: Int? = nil, steps: [StepTimes]) {
+            self.rank = rank
+            self.host = host
+            self.stepSeconds = stepSeconds
+            self.data = data
+            self.forward = forward
+            self.backward = backward
+            self.optimizer = optimizer
+            self.allreduce = allreduce
+            self.exposed = exposed
+            self.peakRssBytes = peakRssBytes
+            self.rssAtStep100Bytes = rssAtStep100Bytes
+            self.rssAtEndBytes = rssAtEndBytes
+            self.steps = steps
+        }
     }
 
     public var schema = 1
@@ -53,11 +76,11 @@ public struct RunReport: Codable, Sendable {
     public var startedAt: String
     public var command: [String]
 
-    public var model: String
+    public var model: VGGModel
     public var imageSize: Int
     public var classes: Int
     public var widthDivisor: Int
-    public var mode: String
+    public var mode: Mode
     public var objective: String?
     public var ranks: Int
     public var batchPerRank: Int
@@ -80,15 +103,16 @@ public struct RunReport: Codable, Sendable {
     public var mpiLibrary: String
     public var mpiThreadLevel: String
     /// Convolution lowering asked for, and what each conv layer ran.
-    public var conv: String? = nil
-    public var convPerLayer: [String]? = nil
+    public var conv: ConvAlgorithm? = nil
+    public var convPerLayer: [ConvChoice]? = nil
     public var overlap: Bool
     /// The type gradients travelled in.
-    public var allreduceDtype: String? = nil
+    public var allreduceDtype: GradientDType? = nil
     /// How the communication thread waited ("none" without one).
     public var commWait: String?
     public var bucketMb: Double
-    public var buckets: [Bucket]
+    /// The bucket plan, in the order backward completes the buckets.
+    public var buckets: [BucketRecord]
 
     /// Step time of the slowest rank (the one with the largest mean).
     public var stepSeconds: Summary
@@ -115,163 +139,225 @@ public struct RunReport: Codable, Sendable {
     public var skippedSteps: Int? = nil
     /// Why the report is incomplete, when it is.
     public var note: String? = nil
-}
 
-/// What one rank measured, as sent to rank 0 in one MPI_Gatherv of doubles.
-public struct RankTimings: Equatable, Sendable {
-    public var steps: [StepTimes]
-    /// Per layer means over timed steps: forward, backward, forward sgemm,
-    /// backward sgemm (4 arrays of the layer count, concatenated).
-    public var layerMeans: [Double]
-    /// Per bucket mean allreduce seconds.
-    public var bucketMeans: [Double]
-    public var peakRssBytes: Int
-    /// sgemm GFLOP/s this rank measured at start with its thread count.
-    public var peakGflops: Double
-    /// Timeline events (Timeline.stride values per timed step), seconds since
-    /// the common start; empty unless a trace was asked for.
-    public var timeline: [Double]
-    /// Resident memory at the 100th timed step (0 if the run was shorter) and at the end.
-    public var residentAtStep100 = 0
-    public var residentAtEnd = 0
-    /// Steps whose update was skipped for a non-finite gradient.
-    public var skippedSteps = 0
-
-    public init(steps: [StepTimes], layerMeans: [Double], bucketMeans: [Double], peakRssBytes: Int,
-                peakGflops: Double, timeline: [Double] = []) {
+    /// Every field; the defaults are those of a complete vgg-dp report.
+    public init(schema: Int = 1, tool: String = "vgg-dp", complete: Bool = true,
+                startedAt: String, command: [String], model: VGGModel, imageSize: Int, classes: Int, widthDivisor: Int,
+                mode: Mode, objective: String?, ranks: Int, batchPerRank: Int, globalBatch: Int, warmup: Int,
+                steps: Int, seed: UInt64, parameters: Int, forwardFlopsPerImage: Int, stepFlopsPerImage: Int,
+                hosts: [String], blasThreads: Int, blasCore: String, blasConfig: String, openblasCoretype: String?,
+                blasKernelChoice: String? = nil, mpiLibrary: String, mpiThreadLevel: String,
+                conv: ConvAlgorithm? = nil, convPerLayer: [ConvChoice]? = nil, overlap: Bool,
+                allreduceDtype: GradientDType? = nil, commWait: String?, bucketMb: Double, buckets: [BucketRecord],
+                stepSeconds: Summary, imagesPerSecond: Double, gflopsPerSecond: Double, gflopsPerSecondPerRank: Double,
+                stragglerRatio: Double, allreduceSecondsPerStep: Double, exposedSecondsPerStep: Double,
+                lossPerStep: [Double], parameterChecksum: String, peakRssBytes: Int, perRank: [Rank], layers: [Layer],
+                peakGflopsPerRank: Double? = nil, peakShare: Double? = nil, skippedSteps: Int? = nil,
+                note: String? = nil) {
+        self.schema = schema
+        self.tool = tool
+        self.complete = complete
+        self.startedAt = startedAt
+        self.command = command
+        self.model = model
+        self.imageSize = imageSize
+        self.classes = classes
+        self.widthDivisor = widthDivisor
+        self.mode = mode
+        self.objective = objective
+        self.ranks = ranks
+        self.batchPerRank = batchPerRank
+        self.globalBatch = globalBatch
+        self.warmup = warmup
         self.steps = steps
-        self.layerMeans = layerMeans
-        self.bucketMeans = bucketMeans
+        self.seed = seed
+        self.parameters = parameters
+        self.forwardFlopsPerImage = forwardFlopsPerImage
+        self.stepFlopsPerImage = stepFlopsPerImage
+        self.hosts = hosts
+        self.blasThreads = blasThreads
+        self.blasCore = blasCore
+        self.blasConfig = blasConfig
+        self.openblasCoretype = openblasCoretype
+        self.blasKernelChoice = blasKernelChoice
+        self.mpiLibrary = mpiLibrary
+        self.mpiThreadLevel = mpiThreadLevel
+        self.conv = conv
+        self.convPerLayer = convPerLayer
+        self.overlap = overlap
+        self.allreduceDtype = allreduceDtype
+        self.commWait = commWait
+        self.bucketMb = bucketMb
+        self.buckets = buckets
+        self.stepSeconds = stepSeconds
+        self.imagesPerSecond = imagesPerSecond
+        self.gflopsPerSecond = gflopsPerSecond
+        self.gflopsPerSecondPerRank = gflopsPerSecondPerRank
+        self.stragglerRatio = stragglerRatio
+        self.allreduceSecondsPerStep = allreduceSecondsPerStep
+        self.exposedSecondsPerStep = exposedSecondsPerStep
+        self.lossPerStep = lossPerStep
+        self.parameterChecksum = parameterChecksum
         self.peakRssBytes = peakRssBytes
-        self.peakGflops = peakGflops
-        self.timeline = timeline
-    }
-
-    public var packed: [Double] {
-        var v: [Double] = [Double(steps.count), Double(layerMeans.count), Double(bucketMeans.count),
-                           Double(timeline.count), Double(peakRssBytes), peakGflops,
-                           Double(residentAtStep100), Double(residentAtEnd), Double(skippedSteps)]
-        for r in steps { v += r.packed }
-        return v + layerMeans + bucketMeans + timeline
-    }
-
-    public init(packed v: [Double]) {
-        let n = Int(v[0]), l = Int(v[1]), b = Int(v[2]), t = Int(v[3])
-        peakRssBytes = Int(v[4])
-        peakGflops = v[5]
-        residentAtStep100 = Int(v[6])
-        residentAtEnd = Int(v[7])
-        skippedSteps = Int(v[8])
-        var o = 9
-        steps = (0..<n).map { i in StepTimes(packed: v[(o + i * StepTimes.fields)..<(o + (i + 1) * StepTimes.fields)]) }
-        o += n * StepTimes.fields
-        layerMeans = Array(v[o..<(o + l)]); o += l
-        bucketMeans = Array(v[o..<(o + b)]); o += b
-        timeline = Array(v[o..<(o + t)])
+        self.perRank = perRank
+        self.layers = layers
+        self.peakGflopsPerRank = peakGflopsPerRank
+        self.peakShare = peakShare
+        self.skippedSteps = skippedSteps
+        self.note = note
     }
 }
 
-/// The environment a report records, read once on rank 0.
-public struct RunEnvironment: Sendable {
-    public var hosts: [String]
-    public var blasThreads: Int
-    public var blasCore: String
-    public var blasConfig: String
-    public var openblasCoretype: String?
-    public var blasKernelChoice: String? = nil
-    public var mpiLibrary: String
-    public var mpiThreadLevel: String
-    public var commWait: String
+
+extension RunReport {
+    /// One bucket of the plan as the report records it: the plan's bucket
+    /// (layer indices into `RunReport.layers`), its layers' names, and the
+    /// mean time of its allreduce over timed steps on rank 0. In JSON it is
+    /// one flat object: `index`, `layers` (the names), `offset`, `count`,
+    /// `bytes`, `allreduce_seconds`.
+    public struct BucketRecord: Encodable, Equatable, Sendable {
+        public var bucket: Bucket
+        /// Names of `bucket.layers`, in the same (backward) order.
+        public var layerNames: [String]
+        /// Mean over timed steps (rank 0), seconds.
+        public var allreduceSeconds: Double
+
+        public init(bucket: Bucket, layerNames: [String], allreduceSeconds: Double) {
+            self.bucket = bucket
+            self.layerNames = layerNames
+            self.allreduceSeconds = allreduceSeconds
+        }
+
+        enum CodingKeys: String, CodingKey { case index, layers, offset, count, bytes, allreduceSeconds }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(bucket.index, forKey: .index)
+            try c.encode(layerNames, forKey: .layers)
+            try c.encode(bucket.offset, forKey: .offset)
+            try c.encode(bucket.count, forKey: .count)
+            try c.encode(bucket.bytes, forKey: .bytes)
+            try c.encode(allreduceSeconds, forKey: .allreduceSeconds)
+        }
+
+        /// Decodes one bucket, finding its layers' indices by name in the
+        /// report's layer list (`layerIndex`).
+        init(from decoder: Decoder, layerIndex: [String: Int]) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let names = try c.decode([String].self, forKey: .layers)
+            let index = try c.decode(Int.self, forKey: .index)
+            let layers = try names.map { name -> Int in
+                guard let i = layerIndex[name] else {
+                    throw DecodingError.dataCorruptedError(forKey: .layers, in: c, debugDescription:
+                        "bucket \(index) names layer \(name), which the report's layers do not have")
+                }
+                return i
+            }
+            _ = try c.decode(Int.self, forKey: .bytes)  // count · 4; required as before, not stored twice
+            bucket = Bucket(index: index, layers: layers, offset: try c.decode(Int.self, forKey: .offset),
+                            count: try c.decode(Int.self, forKey: .count))
+            layerNames = names
+            allreduceSeconds = try c.decode(Double.self, forKey: .allreduceSeconds)
+        }
+    }
+
+    /// What one convolution ran: `"conv1_1:winograd4x4"` in JSON.
+    public struct ConvChoice: Codable, Equatable, Sendable {
+        public var layer: String
+        public var algorithm: ConvAlgorithm
+
+        public init(layer: String, algorithm: ConvAlgorithm) {
+            self.layer = layer
+            self.algorithm = algorithm
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            let text = try c.decode(String.self)
+            guard let colon = text.lastIndex(of: ":"),
+                  let algorithm = ConvAlgorithm(rawValue: String(text[text.index(after: colon)...])) else {
+                throw DecodingError.dataCorruptedError(in: c, debugDescription: "\(text) is not LAYER:ALGORITHM")
+            }
+            layer = String(text[..<colon])
+            self.algorithm = algorithm
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.singleValueContainer()
+            try c.encode("\(layer):\(algorithm.rawValue)")
+        }
+    }
+}
+
+/// Decoding by hand only because a bucket names its layers, and their
+/// indices come from the report's own `layers`; every other field decodes
+/// as the synthesised code would (optional fields may be missing, the rest
+/// must be there). Encoding is synthesised.
+extension RunReport: Decodable {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        schema = try c.decode(Int.self, forKey: .schema)
+        tool = try c.decode(String.self, forKey: .tool)
+        complete = try c.decode(Bool.self, forKey: .complete)
+        startedAt = try c.decode(String.self, forKey: .startedAt)
+        command = try c.decode([String].self, forKey: .command)
+        model = try c.decode(VGGModel.self, forKey: .model)
+        imageSize = try c.decode(Int.self, forKey: .imageSize)
+        classes = try c.decode(Int.self, forKey: .classes)
+        widthDivisor = try c.decode(Int.self, forKey: .widthDivisor)
+        mode = try c.decode(Mode.self, forKey: .mode)
+        objective = try c.decodeIfPresent(String.self, forKey: .objective)
+        ranks = try c.decode(Int.self, forKey: .ranks)
+        batchPerRank = try c.decode(Int.self, forKey: .batchPerRank)
+        globalBatch = try c.decode(Int.self, forKey: .globalBatch)
+        warmup = try c.decode(Int.self, forKey: .warmup)
+        steps = try c.decode(Int.self, forKey: .steps)
+        seed = try c.decode(UInt64.self, forKey: .seed)
+        parameters = try c.decode(Int.self, forKey: .parameters)
+        forwardFlopsPerImage = try c.decode(Int.self, forKey: .forwardFlopsPerImage)
+        stepFlopsPerImage = try c.decode(Int.self, forKey: .stepFlopsPerImage)
+        hosts = try c.decode([String].self, forKey: .hosts)
+        blasThreads = try c.decode(Int.self, forKey: .blasThreads)
+        blasCore = try c.decode(String.self, forKey: .blasCore)
+        blasConfig = try c.decode(String.self, forKey: .blasConfig)
+        openblasCoretype = try c.decodeIfPresent(String.self, forKey: .openblasCoretype)
+        blasKernelChoice = try c.decodeIfPresent(String.self, forKey: .blasKernelChoice)
+        mpiLibrary = try c.decode(String.self, forKey: .mpiLibrary)
+        mpiThreadLevel = try c.decode(String.self, forKey: .mpiThreadLevel)
+        conv = try c.decodeIfPresent(ConvAlgorithm.self, forKey: .conv)
+        convPerLayer = try c.decodeIfPresent([ConvChoice].self, forKey: .convPerLayer)
+        overlap = try c.decode(Bool.self, forKey: .overlap)
+        allreduceDtype = try c.decodeIfPresent(GradientDType.self, forKey: .allreduceDtype)
+        commWait = try c.decodeIfPresent(String.self, forKey: .commWait)
+        bucketMb = try c.decode(Double.self, forKey: .bucketMb)
+        stepSeconds = try c.decode(Summary.self, forKey: .stepSeconds)
+        imagesPerSecond = try c.decode(Double.self, forKey: .imagesPerSecond)
+        gflopsPerSecond = try c.decode(Double.self, forKey: .gflopsPerSecond)
+        gflopsPerSecondPerRank = try c.decode(Double.self, forKey: .gflopsPerSecondPerRank)
+        stragglerRatio = try c.decode(Double.self, forKey: .stragglerRatio)
+        allreduceSecondsPerStep = try c.decode(Double.self, forKey: .allreduceSecondsPerStep)
+        exposedSecondsPerStep = try c.decode(Double.self, forKey: .exposedSecondsPerStep)
+        lossPerStep = try c.decode([Double].self, forKey: .lossPerStep)
+        parameterChecksum = try c.decode(String.self, forKey: .parameterChecksum)
+        peakRssBytes = try c.decode(Int.self, forKey: .peakRssBytes)
+        perRank = try c.decode([Rank].self, forKey: .perRank)
+        layers = try c.decode([Layer].self, forKey: .layers)
+        peakGflopsPerRank = try c.decodeIfPresent(Double.self, forKey: .peakGflopsPerRank)
+        peakShare = try c.decodeIfPresent(Double.self, forKey: .peakShare)
+        skippedSteps = try c.decodeIfPresent(Int.self, forKey: .skippedSteps)
+        note = try c.decodeIfPresent(String.self, forKey: .note)
+
+        let layerIndex = Dictionary(layers.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
+        var list = try c.nestedUnkeyedContainer(forKey: .buckets)
+        var buckets: [BucketRecord] = []
+        while !list.isAtEnd {
+            buckets.append(try BucketRecord(from: try list.superDecoder(), layerIndex: layerIndex))
+        }
+        self.buckets = buckets
+    }
 }
 
 extension RunReport {
-    /// Gathers every rank's timings; returns them on rank 0, nil elsewhere.
-    public static func gatherTimings(_ t: DataParallelTrainer) -> [RankTimings]? {
-        let mine = t.timings.packed
-        return t.collective(.gather, step: t.config.warmup + t.config.steps) { t.world.gather(mine) }?
-            .map(RankTimings.init(packed:))
-    }
-
-    /// Builds the report from all ranks' timings. Pure: no MPI, no clock.
-    public static func make(config: TrainConfig, plan: BucketPlan, ranks all: [RankTimings], environment env: RunEnvironment,
-                            checksum: UInt64, command: [String], startedAt: String, complete: Bool = true) -> RunReport {
-        let spec = config.network
-        let specs = spec.layers
-        let layerCount = specs.count
-        var layerMeans = [Double](repeating: 0, count: 4 * layerCount)
-        var ranks: [Rank] = []
-        for (r, timings) in all.enumerated() {
-            for i in 0..<min(4 * layerCount, timings.layerMeans.count) { layerMeans[i] += timings.layerMeans[i] / Double(all.count) }
-            let records = timings.steps
-            func mean(_ f: (StepTimes) -> Double) -> Double {
-                records.isEmpty ? 0 : records.map(f).reduce(0, +) / Double(records.count)
-            }
-            ranks.append(Rank(rank: r, host: r < env.hosts.count ? env.hosts[r] : "?", stepSeconds: Summary(records.map(\.wall)),
-                              data: mean(\.data), forward: mean(\.forward), backward: mean(\.backward),
-                              optimizer: mean(\.optimizer), allreduce: mean(\.allreduce), exposed: mean(\.exposed),
-                              peakRssBytes: timings.peakRssBytes,
-                              rssAtStep100Bytes: timings.residentAtStep100 > 0 ? timings.residentAtStep100 : nil,
-                              rssAtEndBytes: timings.residentAtEnd > 0 ? timings.residentAtEnd : nil, steps: records))
-        }
-        let slowest = ranks.max { $0.stepSeconds.mean < $1.stepSeconds.mean }!
-        let meanOfMeans = ranks.map(\.stepSeconds.mean).reduce(0, +) / Double(ranks.count)
-        let globalBatch = config.batchPerRank * all.count
-        let stepFlops = config.mode.hasBackward ? spec.forwardBackwardFLOPsPerImage : spec.forwardFLOPsPerImage
-        let imagesPerSecond = slowest.stepSeconds.mean > 0 ? Double(globalBatch) / slowest.stepSeconds.mean : 0
-        let gflops = imagesPerSecond * Double(stepFlops) / 1e9
-
-        // Ranks may have recorded different numbers of steps (a run stopped
-        // early): the loss curve covers the steps all of them have.
-        let stepCount = ranks.map(\.steps.count).min() ?? 0
-        let lossPerStep = (0..<stepCount).map { s in ranks.map { $0.steps[s].loss }.reduce(0, +) / Double(ranks.count) }
-
-        let peak = all.map(\.peakGflops).reduce(0, +) / Double(all.count)
-        var layers: [Layer] = []
-        for (i, s) in specs.enumerated() {
-            let fwd = layerMeans[i], bwd = layerMeans[layerCount + i]
-            let fflops = s.forwardMACsPerImage * 2 * config.batchPerRank
-            let bflops = config.mode.hasBackward ? fflops * (i == 0 ? 1 : 2) : 0
-            layers.append(Layer(name: s.name, forwardSeconds: fwd, backwardSeconds: bwd,
-                                forwardGemmSeconds: layerMeans[2 * layerCount + i],
-                                backwardGemmSeconds: layerMeans[3 * layerCount + i],
-                                forwardFlops: fflops, backwardFlops: bflops,
-                                forwardGflopsPerSecond: fwd > 0 ? Double(fflops) / fwd / 1e9 : 0,
-                                backwardGflopsPerSecond: bwd > 0 ? Double(bflops) / bwd / 1e9 : 0))
-        }
-        let rank0Buckets = all.first?.bucketMeans ?? []
-        let buckets = plan.buckets.enumerated().map { b, e in
-            Bucket(index: b, layers: e.layers.map { specs[$0].name }, offset: e.slice.offset, count: e.slice.count,
-                   bytes: e.bytes, allreduceSeconds: b < rank0Buckets.count ? rank0Buckets[b] : 0)
-        }
-        var report = RunReport(
-            complete: complete, startedAt: startedAt, command: command,
-            model: spec.model.rawValue, imageSize: spec.imageSize, classes: spec.classes, widthDivisor: spec.widthDivisor,
-            mode: config.mode.rawValue, objective: config.mode.hasBackward ? config.objective.rawValue : nil,
-            ranks: all.count, batchPerRank: config.batchPerRank, globalBatch: globalBatch,
-            warmup: config.warmup, steps: config.steps, seed: config.seed,
-            parameters: spec.parameterCount, forwardFlopsPerImage: spec.forwardFLOPsPerImage, stepFlopsPerImage: stepFlops,
-            hosts: env.hosts, blasThreads: env.blasThreads, blasCore: env.blasCore, blasConfig: env.blasConfig,
-            openblasCoretype: env.openblasCoretype, blasKernelChoice: env.blasKernelChoice, mpiLibrary: env.mpiLibrary, mpiThreadLevel: env.mpiThreadLevel,
-            overlap: config.overlap, commWait: env.commWait, bucketMb: config.bucketMB, buckets: buckets,
-            stepSeconds: slowest.stepSeconds, imagesPerSecond: imagesPerSecond, gflopsPerSecond: gflops,
-            gflopsPerSecondPerRank: gflops / Double(all.count),
-            stragglerRatio: meanOfMeans > 0 ? slowest.stepSeconds.mean / meanOfMeans : 1,
-            allreduceSecondsPerStep: ranks.map(\.allreduce).reduce(0, +) / Double(ranks.count),
-            exposedSecondsPerStep: ranks.map(\.exposed).reduce(0, +) / Double(ranks.count),
-            lossPerStep: lossPerStep, parameterChecksum: Checksum.hex(checksum),
-            peakRssBytes: ranks.map(\.peakRssBytes).max() ?? 0, perRank: ranks, layers: layers)
-        report.conv = config.convAlgorithm.rawValue
-        report.allreduceDtype = config.allreduceDType.rawValue
-        report.convPerLayer = specs.compactMap { s -> String? in
-            guard case let .conv(name, c, _, h, w) = s else { return nil }
-            return "\(name):\(config.convAlgorithm.resolved(inChannels: c, height: h, width: w).rawValue)"
-        }
-        report.peakGflopsPerRank = peak
-        report.skippedSteps = all.first?.skippedSteps
-        report.peakShare = peak > 0 ? report.gflopsPerSecondPerRank / peak : nil
-        return report
-    }
-
     /// Writes JSON atomically: a temporary file in the same folder, then rename.
     public func write(to path: String) throws {
         let encoder = JSONEncoder()
@@ -285,44 +371,4 @@ extension RunReport {
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         return try decoder.decode(RunReport.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
     }
-}
-
-/// Writes a file so that readers see the old content or the new, never a
-/// part: a temporary file in the same folder, fsync, then rename over.
-public func writeAtomically(_ data: Data, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
-    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    guard fd >= 0 else { throw TrainerError.failed("cannot write \(path): \(String(cString: strerror(errno)))") }
-    var ok = data.withUnsafeBytes { raw -> Bool in
-        var offset = 0
-        while offset < raw.count {
-            let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-            if n <= 0 { return false }
-            offset += n
-        }
-        return true
-    }
-    ok = ok && fsync(fd) == 0
-    close(fd)
-    guard ok, rename(tmp, path) == 0 else {
-        let reason = String(cString: strerror(errno))
-        unlink(tmp)
-        throw TrainerError.failed("cannot write \(path): \(reason)")
-    }
-}
-
-/// Resident set size of this process now, bytes (/proc/self/statm).
-public func currentResidentBytes() -> Int {
-    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
-    let fields = text.split(separator: " ")
-    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
-    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
-}
-
-/// Peak resident set size of this process, bytes.
-public func peakResidentBytes() -> Int {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return Int(usage.ru_maxrss) * 1024
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Trainer
+import Vocabulary
 
 /// Facts about how this process was launched, known before MPI starts.
 enum Launch {

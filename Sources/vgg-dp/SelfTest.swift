@@ -1,7 +1,9 @@
 import ArgumentParser
 import Comm
 import Foundation
+import Reports
 import Trainer
+import Vocabulary
 
 /// Checks of the MPI plumbing that need real ranks, for the test suite.
 struct SelfTest: ParsableCommand {

@@ -1,5 +1,5 @@
-import Comm
 import Foundation
+import Vocabulary
 
 /// The cost of a ring allreduce of `bytes` over N ranks in the α-β model:
 ///
@@ -198,7 +198,7 @@ public struct AllreduceBenchRecord: Codable, Sendable {
         do {
             return try read(from: path)
         } catch let error as DecodingError {
-            throw TrainerError.usage("\(flag) \(path) is not an allreduce-bench --json file (\(ScalingStudy.describe(error)))")
+            throw TrainerError.usage("\(flag) \(path) is not an allreduce-bench --json file (\(LoadedRun.describe(error)))")
         } catch {
             throw TrainerError.usage("\(flag) \(path): cannot read it: \(error.localizedDescription)")
         }

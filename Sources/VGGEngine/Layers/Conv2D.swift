@@ -1,4 +1,5 @@
 import Foundation
+import Vocabulary
 
 /// 3×3 convolution, stride 1, SAME padding, bias, fused ReLU; NHWC tensors.
 ///

@@ -1,3 +1,5 @@
+import Vocabulary
+
 /// A VGG network with all its memory: parameters and gradients in two arenas
 /// of the same layout, one activation buffer per layer output, two gradient
 /// buffers used in turn by backward, and one convolution workspace shared by
