@@ -42,9 +42,9 @@ let package = Package(
         // Runs the built vgg-dp under mpirun for the tests that need real ranks.
         // Also holds the run-report fixtures both test targets build on.
         .target(name: "TestSupport", dependencies: ["Reports", "Vocabulary"], path: "Tests/TestSupport"),
-        .testTarget(name: "VGGEngineTests", dependencies: ["VGGEngine"]),
+        .testTarget(name: "VGGEngineTests", dependencies: ["VGGEngine", "Vocabulary"]),
         .testTarget(name: "CommTests", dependencies: ["Comm", "TestSupport", "vgg-dp"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Reports", "VGGEngine", "Vocabulary", "TestSupport", "vgg-dp"]),
-        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Vocabulary", "TestSupport"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Vocabulary", "TestSupport"], exclude: ["Fixtures"]),
     ]
 )
