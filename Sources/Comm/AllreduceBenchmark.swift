@@ -2,21 +2,6 @@ import CMPI
 import Foundation
 import Vocabulary
 
-/// One row of an allreduce benchmark, as nccl-tests define the columns:
-/// algbw = bytes / time; busbw = algbw · 2(N−1)/N, the bandwidth each link
-/// carries in a ring allreduce, comparable across rank counts.
-public struct AllreduceResult: Codable, Sendable {
-    public var bytes: Int
-    public var count: Int
-    public var iterations: Int
-    /// Mean over iterations of the slowest rank's time, seconds.
-    public var seconds: Double
-    public var algbwGBps: Double
-    public var busbwGBps: Double
-    /// Whether a final call, on rank-dependent values, summed correctly on every rank.
-    public var correct = true
-}
-
 public enum AllreduceBenchmark {
     /// Times in-place float allreduces of each size (in floats). Every rank
     /// must call it with the same arguments. `warmup` untimed calls first.

@@ -1,12 +1,5 @@
 import CMPI
-
-/// The type gradients travel in. 16-bit formats halve the bytes on the wire;
-/// every addition is still done in fp32.
-public enum GradientDType: String, CaseIterable, Codable, Sendable {
-    case fp32, bf16, fp16
-
-    public var bytes: Int { self == .fp32 ? 4 : 2 }
-}
+import Vocabulary
 
 /// fp32 ↔ 16-bit conversions (round to nearest even) and the MPI reduction
 /// on 16-bit values: each addition widens both operands to fp32, adds, and

@@ -1,5 +1,7 @@
 import Foundation
+import Reports
 import VGGEngine
+import Vocabulary
 
 /// A training checkpoint: parameters, momentum, the next step, and the
 /// settings that must match to resume. One file, `checkpoint.vggdp`, in the

@@ -2,27 +2,6 @@ import Comm
 import VGGEngine
 import Vocabulary
 
-/// What a run does, as the notebook's two benchmarks plus real training.
-public enum Mode: String, Codable, CaseIterable, Sendable {
-    /// Inference pass, dropout off (keep_prob 1.0).
-    case forward
-    /// Dropout on (keep 0.5), l2_loss(fc8), gradients of every parameter, no update.
-    case forwardBackward = "forward-backward"
-    /// Cross-entropy on synthetic labels, backward, allreduce, SGD update.
-    case train
-
-    /// The notebook's name for the closing line.
-    public var title: String {
-        switch self {
-        case .forward: return "Forward"
-        case .forwardBackward: return "Forward-backward"
-        case .train: return "Train"
-        }
-    }
-
-    public var hasBackward: Bool { self != .forward }
-}
-
 /// A run's configuration: a value, the same on every rank.
 public struct TrainConfig: Codable, Equatable, Sendable {
     public var network = NetworkSpec()
@@ -131,33 +110,5 @@ public struct Fault: Codable, Equatable, Sendable {
             throw TrainerError.usage("--inject-fault takes KIND:RANK:STEP with KIND kill, stall or nan, got \(text)")
         }
         self.kind = kind; self.rank = rank; self.step = step
-    }
-}
-
-/// How the communication thread waits for an allreduce. Measured on the
-/// 2-core machine (VGG-16, 2 and 4 ranks), blocking was faster than polling
-/// in both cases, so it is the default; polling stays for hosts where a
-/// spinning MPI thread costs more than a late wake-up.
-public enum CommWaitChoice: String, Codable, CaseIterable, Sendable {
-    case blocking, polling
-}
-
-public enum TrainerError: Error, CustomStringConvertible {
-    /// Bad input: exit status 2.
-    case usage(String)
-    /// Something failed during the run: exit status 1.
-    case failed(String)
-
-    public var description: String {
-        switch self {
-        case let .usage(m), let .failed(m): return m
-        }
-    }
-
-    public var exitCode: Int32 {
-        switch self {
-        case .usage: return 2
-        case .failed: return 1
-        }
     }
 }

@@ -1,5 +1,6 @@
 import Comm
 import Foundation
+import Reports
 import VGGEngine
 import Vocabulary
 
@@ -211,7 +212,7 @@ public final class DataParallelTrainer {
         let mine = timings
         watchdog?.announce(step: config.warmup + config.steps, id: TrainerCollective.gather.rawValue)
         defer { watchdog?.completed() }
-        return try group.gather(mine.packed)?.map(RankTimings.init(packed:))
+        return try group.gather(mine)
     }
 
     /// The environment as this rank sees it.

@@ -1,4 +1,5 @@
 import Foundation
+import Reports
 import VGGEngine
 import Vocabulary
 
@@ -11,11 +12,10 @@ final class StepRecorder {
     let bucketCount: Int
     let hasBackward: Bool
     let keepsTimeline: Bool
+    let layout: Timeline.Layout
     private(set) var records: [StepTimes] = []
-    private(set) var layerForward: [Double]
-    private(set) var layerBackward: [Double]
-    private(set) var layerForwardGemm: [Double]
-    private(set) var layerBackwardGemm: [Double]
+    /// Per layer, summed over timed steps (means after `close`).
+    private(set) var layers: [LayerTimes]
     /// Per bucket, summed over timed steps: allreduce seconds.
     private(set) var bucketSeconds: [Double]
     /// Timeline of the timed steps (see Timeline), when recording.
@@ -33,13 +33,11 @@ final class StepRecorder {
         bucketCount = buckets
         self.hasBackward = hasBackward
         self.keepsTimeline = keepsTimeline
-        layerForward = Array(repeating: 0, count: layers)
-        layerBackward = layerForward
-        layerForwardGemm = layerForward
-        layerBackwardGemm = layerForward
+        layout = Timeline.Layout(layers: layers, buckets: buckets)
+        self.layers = Array(repeating: LayerTimes(), count: layers)
         bucketSeconds = Array(repeating: 0, count: buckets)
         records.reserveCapacity(steps)
-        if keepsTimeline { timeline.reserveCapacity(steps * Timeline.stride(layers: layers, buckets: buckets)) }
+        if keepsTimeline { timeline.reserveCapacity(steps * layout.stride) }
     }
 
     /// Clears everything for a new run; `origin` is the common zero.
@@ -66,32 +64,33 @@ final class StepRecorder {
         }
         if keepsTimeline { appendTimeline(stepStart: stepStart, wall: times.wall, network: network, exchange: exchange) }
         for l in 0..<layerCount {
-            layerForward[l] += network.forwardSeconds[l]
-            layerForwardGemm[l] += network.forwardGemmSeconds[l]
+            layers[l].forward += network.forwardSeconds[l]
+            layers[l].forwardGemm += network.forwardGemmSeconds[l]
             if hasBackward {
-                layerBackward[l] += network.backwardSeconds[l]
-                layerBackwardGemm[l] += network.backwardGemmSeconds[l]
+                layers[l].backward += network.backwardSeconds[l]
+                layers[l].backwardGemm += network.backwardGemmSeconds[l]
             }
         }
         if timed + 1 == 100 { residentAtStep100 = currentResidentBytes() }
     }
 
-    /// One timed step's events, relative to `origin`: step start and length,
-    /// then per layer forward start/length and backward start/length, then per
-    /// bucket allreduce start/length (start −1 when it did not run).
+    /// One timed step's events (`Timeline.Layout`), relative to `origin`.
     private func appendTimeline(stepStart: Double, wall: Double, network: Network, exchange: GradientExchange?) {
-        timeline.append(stepStart - origin)
-        timeline.append(wall)
+        let s = timeline.count
+        timeline.append(contentsOf: repeatElement(0, count: layout.stride))
+        timeline[s + layout.step] = stepStart - origin
+        timeline[s + layout.step + 1] = wall
         for l in 0..<layerCount {
-            timeline.append(network.forwardStart[l] - origin)
-            timeline.append(network.forwardSeconds[l])
-            timeline.append(hasBackward ? network.backwardStart[l] - origin : -1)
-            timeline.append(hasBackward ? network.backwardSeconds[l] : 0)
+            let f = s + layout.forward(l), b = s + layout.backward(l)
+            timeline[f] = network.forwardStart[l] - origin
+            timeline[f + 1] = network.forwardSeconds[l]
+            timeline[b] = hasBackward ? network.backwardStart[l] - origin : -1
+            timeline[b + 1] = hasBackward ? network.backwardSeconds[l] : 0
         }
-        for b in 0..<bucketCount {
-            let start = exchange?.bucketStart[b] ?? 0, end = exchange?.bucketEnd[b] ?? 0
-            timeline.append(end > 0 ? start - origin : -1)
-            timeline.append(end - start)
+        for k in 0..<bucketCount {
+            let start = exchange?.bucketStart[k] ?? 0, end = exchange?.bucketEnd[k] ?? 0
+            timeline[s + layout.bucket(k)] = end > 0 ? start - origin : -1
+            timeline[s + layout.bucket(k) + 1] = end - start
         }
     }
 
@@ -100,8 +99,8 @@ final class StepRecorder {
         residentAtEnd = currentResidentBytes()
         let n = Double(max(records.count, 1))
         for l in 0..<layerCount {
-            layerForward[l] /= n; layerBackward[l] /= n
-            layerForwardGemm[l] /= n; layerBackwardGemm[l] /= n
+            layers[l].forward /= n; layers[l].backward /= n
+            layers[l].forwardGemm /= n; layers[l].backwardGemm /= n
         }
         for b in bucketSeconds.indices { bucketSeconds[b] /= n }
     }
@@ -115,7 +114,7 @@ final class StepRecorder {
 
     /// What this rank measured, for the report.
     func timings(peakGflops: Double, skippedSteps: Int) -> RankTimings {
-        var t = RankTimings(steps: snapshot(), layerMeans: layerForward + layerBackward + layerForwardGemm + layerBackwardGemm,
+        var t = RankTimings(steps: snapshot(), layerMeans: layers,
                             bucketMeans: bucketSeconds, peakRssBytes: peakResidentBytes(), peakGflops: peakGflops,
                             timeline: timeline)
         t.residentAtStep100 = residentAtStep100

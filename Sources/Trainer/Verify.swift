@@ -1,6 +1,7 @@
 import Comm
 import Foundation
 import VGGEngine
+import Vocabulary
 
 /// The two data-parallel correctness checks, on the configuration given:
 /// 1. replica consistency: every rank ends with bitwise-identical parameters;

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Comm
 import Foundation
+import Reports
 import Trainer
 import VGGEngine
+import Vocabulary
 
 extension CostFit.Weighting: ExpressibleByArgument {}
 

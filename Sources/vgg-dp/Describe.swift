@@ -1,8 +1,10 @@
 import ArgumentParser
 import Comm
 import Foundation
+import Reports
 import Trainer
 import VGGEngine
+import Vocabulary
 
 /// `vgg-dp describe [--json]`: the counts vgg-dp computes for a network
 /// (parameters, FLOPs per image, per-layer shapes, gradient bytes), read from

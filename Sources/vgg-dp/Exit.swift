@@ -3,6 +3,7 @@ import Comm
 import Foundation
 import Trainer
 import VGGEngine
+import Vocabulary
 
 /// The one place that turns an error into what the user sees and the exit
 /// status: 2 for bad input (ours and the argument parser's), 1 for a

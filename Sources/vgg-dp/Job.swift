@@ -2,6 +2,7 @@ import Comm
 import Foundation
 import Trainer
 import VGGEngine
+import Vocabulary
 
 /// Starts MPI, runs `body`, and turns errors into one message (from rank 0,
 /// or from every rank that saw MPI fail) and the same exit status on every rank.

@@ -1,7 +1,10 @@
 import ArgumentParser
 import Foundation
+import Reports
+// Only for --bucket-mb: rebuilding a bucket plan needs the network's layer
+// shapes, which only the engine knows (Trainer's BucketPlan(report:bucketMB:)).
 import Trainer
-import VGGEngine
+import Vocabulary
 
 enum ModelKind: String, CaseIterable, ExpressibleByArgument {
     case weak, strong
@@ -65,11 +68,7 @@ struct ModelCommand: ParsableCommand {
         var compute = try ComputeProfile(report: report)
         if let mb = bucketMb {
             guard mb >= 0, mb.isFinite else { throw TrainerError.usage("--bucket-mb must be 0 or more, got \(mb)") }
-            guard let model = VGGModel(rawValue: report.model) else {
-                throw TrainerError.usage("model: the profile's model \(report.model) is not one this vgg-dp knows")
-            }
-            let spec = NetworkSpec(model: model, imageSize: report.imageSize, classes: report.classes, widthDivisor: report.widthDivisor)
-            compute = compute.with(plan: BucketPlan(spec: spec, bucketMB: mb))
+            compute = compute.with(plan: BucketPlan(report: report, bucketMB: mb))
         }
         let (cost, source) = try linkCost()
         let counts = try parseRanks(ranks)
@@ -85,11 +84,11 @@ struct ModelCommand: ParsableCommand {
             study = try ScalingModel.study(profile: compute, cost: cost, kind: .strong, batch: g, ranks: counts,
                                            computeScale: computeScale)
         }
-        let runs = try measured.map { try loadRun($0, what: "measured run") }
+        let runs = try measured.map { LoadedRun(path: $0, report: try loadRun($0, what: "measured run")) }
         let plotter = try plots.map { try Plotter(folder: $0) }
 
-        let mode = "\(report.mode) (model)"
-        let table = study.csv(model: report.model, imageSize: report.imageSize, mode: mode, blasThreads: report.blasThreads,
+        let mode = "\(report.mode.rawValue) (model)"
+        let table = study.csv(model: report.model.rawValue, imageSize: report.imageSize, mode: mode, blasThreads: report.blasThreads,
                               file: URL(fileURLWithPath: profile).lastPathComponent)
         if let csv {
             try writeAtomically(Data(table.utf8), to: csv)
@@ -100,7 +99,11 @@ struct ModelCommand: ParsableCommand {
             pngs = try draw(plotter, csvText: table, csvPath: csv)
             for p in pngs { say("wrote \(p)") }
         }
-        let text = document(report: report, compute: compute, cost: cost, source: source, study: study, runs: runs, pngs: pngs)
+        let from = markdown.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path } ?? FileManager.default.currentDirectoryPath
+        let links = pngs.map { ScalingStudy.Plot(title: Plotter.title($0), path: relativePath(to: $0, fromFolder: from)) }
+        let text = ModelReport(profilePath: profile, profile: report, compute: compute, cost: cost, costSource: source,
+                               study: study, computeScale: computeScale, rebuiltBucketMb: bucketMb, measured: runs)
+            .markdown(plots: links)
         if let markdown {
             try writeAtomically(Data(text.utf8), to: markdown)
             say("wrote \(markdown)")
@@ -113,7 +116,7 @@ struct ModelCommand: ParsableCommand {
 
     func loadRun(_ path: String, what: String) throws -> RunReport {
         do {
-            return try ScalingStudy.load(paths: [path])[0].report
+            return try LoadedRun.load(paths: [path])[0].report
         } catch let e as TrainerError {
             throw TrainerError.usage("\(what) " + e.description.replacingOccurrences(of: "report: ", with: ""))
         }
@@ -172,70 +175,5 @@ struct ModelCommand: ParsableCommand {
         let status = Plotter.execute(plotter.python, [plotter.script, "scaling", input, "--out", plotter.folder], capture: &output)
         guard status == 0 else { throw TrainerError.failed("--plots: \(plotter.script) scaling failed (exit status \(status))") }
         return output.split(separator: "\n").map(String.init).filter { $0.hasSuffix(".png") }
-    }
-
-    func document(report r: RunReport, compute: ComputeProfile, cost: LinkCost, source: String, study: ModelStudy,
-                  runs: [RunReport], pngs: [String]) -> String {
-        func ms(_ x: Double) -> String { Text.fixed(x * 1000, 2) }
-        var out: [String] = []
-        let batch = study.kind == .strong ? "global batch \(study.baseline.globalBatch)" : "batch \(study.baseline.batchPerRank) per rank"
-        out.append("# Model: \(study.kind.rawValue) scaling of \(r.model) at \(r.imageSize)×\(r.imageSize), \(batch)")
-        out.append("")
-        let one = ScalingModel.step(profile: compute, cost: cost, ranks: 1, batchPerRank: compute.batchPerRank)
-        out.append("- profile: \(profile): \(r.model) \(r.imageSize)×\(r.imageSize), width ÷\(r.widthDivisor), \(r.classes) classes, mode \(r.mode), batch \(r.batchPerRank), "
-                   + "\(r.blasThreads) BLAS thread(s) (OpenBLAS \(r.blasCore)) on \(r.hosts.first ?? "?"); measured step \(ms(r.stepSeconds.mean)) ms, "
-                   + "modelled one-rank step \(ms(one.step)) ms = data \(ms(one.data)) + forward \(ms(one.forward)) + backward \(ms(one.backward)) + optimizer \(ms(one.update))")
-        if computeScale != 1 { out.append("- compute scale: every compute time × \(computeScale)") }
-        out.append("- network: \(source)")
-        let sizes = compute.buckets.map { Text.fixed(Double($0.bytes) / 1_048_576, 1) }.joined(separator: " ")
-        out.append("- buckets: \(compute.buckets.count)\(bucketMb.map { " (rebuilt at \($0) MiB)" } ?? " (the profile's plan, \(r.bucketMb) MiB)"), MiB: \(sizes); "
-                   + (compute.overlap ? "allreduce overlapped with backward" : "allreduce after backward"))
-        out.append("- T_allreduce(bytes) = 2(N−1)·α + 2·((N−1)/N)·bytes·β per bucket, one after another on one communication thread; "
-                   + "compute scales linearly with the batch per rank; one rank per host")
-        out.append("")
-        out += study.markdownTable()
-        out.append("")
-        out.append("step: predicted time per step; compute: data + forward + backward + optimizer; allreduce: the buckets' allreduce time, hidden or not; "
-                   + "exposed: what the compute thread waits for after backward; efficiency: "
-                   + (study.kind == .strong ? "T_b·N_b / (N·T_N)" : "T_b / T_N") + " against the first row.")
-        if !study.skipped.isEmpty {
-            out.append("")
-            out.append("Left out (global batch \(study.baseline.globalBatch) does not divide): \(study.skipped.map(String.init).joined(separator: ", ")) ranks.")
-        }
-        if !runs.isEmpty {
-            out.append("")
-            out.append("## Measured vs predicted")
-            out.append("")
-            var rows: [[String]] = []
-            var notes: [String] = []
-            for (path, m) in zip(measured, runs) {
-                let p = ScalingModel.step(profile: compute, cost: cost, ranks: m.ranks, batchPerRank: m.batchPerRank, computeScale: computeScale)
-                let err = m.stepSeconds.mean > 0 ? (p.step - m.stepSeconds.mean) / m.stepSeconds.mean : 0
-                rows.append([URL(fileURLWithPath: path).lastPathComponent, String(m.ranks), String(m.batchPerRank), String(Set(m.hosts).count),
-                             ms(m.stepSeconds.mean), ms(p.step), (err >= 0 ? "+" : "") + Text.fixed(100 * err, 1) + "%",
-                             ms(m.allreduceSecondsPerStep), ms(p.allreduce), ms(m.exposedSecondsPerStep), ms(p.exposed)])
-                if m.model != r.model || m.imageSize != r.imageSize || m.widthDivisor != r.widthDivisor || m.classes != r.classes {
-                    notes.append("\(path) is \(m.model) \(m.imageSize)×\(m.imageSize) ÷\(m.widthDivisor), the profile \(r.model) \(r.imageSize)×\(r.imageSize) ÷\(r.widthDivisor)")
-                }
-                if m.bucketMb != r.bucketMb && bucketMb == nil { notes.append("\(path) used \(m.bucketMb) MiB buckets, the profile \(r.bucketMb)") }
-            }
-            out += ScalingStudy.markdownTable(["run", "ranks", "batch/rank", "hosts", "measured step ms", "predicted ms", "error",
-                                              "measured allreduce ms", "predicted", "measured exposed ms", "predicted"], rows, leftColumns: 1)
-            out.append("")
-            out.append("error: (predicted − measured) / measured step time; measured times are the slowest rank's (step) and the ranks' mean (allreduce, exposed).")
-            for n in notes { out.append("- note: \(n)") }
-        }
-        if !pngs.isEmpty {
-            let from = markdown.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path } ?? FileManager.default.currentDirectoryPath
-            out.append("")
-            out.append("## Plots")
-            out.append("")
-            out.append("Drawn by scripts/plot.py from the model's CSV: its \"measured\" lines are the model's predictions.")
-            for png in pngs {
-                out.append("")
-                out.append("![\(Plotter.title(png))](\(relativePath(to: png, fromFolder: from)))")
-            }
-        }
-        return out.joined(separator: "\n") + "\n"
     }
 }

@@ -3,6 +3,7 @@ import Comm
 import Foundation
 import Trainer
 import VGGEngine
+import Vocabulary
 
 extension VGGModel: ExpressibleByArgument {}
 extension Mode: ExpressibleByArgument {}

@@ -1,6 +1,8 @@
 import ArgumentParser
+import Reports
 import Trainer
 import VGGEngine
+import Vocabulary
 
 struct Peak: ParsableCommand {
     static let configuration = CommandConfiguration(

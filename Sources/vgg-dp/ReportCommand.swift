@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
-import Trainer
+import Reports
+import Vocabulary
 
 enum ReportKind: String, CaseIterable, ExpressibleByArgument {
     case auto, strong, weak, sweep, compare
@@ -46,7 +47,7 @@ struct ReportCommand: ParsableCommand {
         guard !runs.isEmpty else { throw TrainerError.usage("report: give at least one run report (RUN.json)") }
         try checkWritable(markdown, flag: "--markdown")
         try checkWritable(csv, flag: "--csv")
-        let loaded = try ScalingStudy.load(paths: runs)
+        let loaded = try LoadedRun.load(paths: runs)
         if kind == .compare || (kind == .auto && Set(loaded.map(\.report.tool)).count > 1) {
             guard plots == nil else { throw TrainerError.usage("--plots is not available for a comparison (--kind compare); drop it") }
             try compare(loaded)

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Comm
 import Foundation
+import Reports
 import Trainer
+import Vocabulary
 
 /// Checks of the MPI plumbing that need real ranks, for the test suite.
 struct SelfTest: ParsableCommand {
@@ -25,10 +27,10 @@ struct SelfTest: ParsableCommand {
                     t.loss = Double(r * 10 + s)
                     return t
                 }
-                return RankTimings(steps: steps, layerMeans: [Double(r), Double(-r)], bucketMeans: [Double(r) / 7],
+                return RankTimings(steps: steps, layerMeans: [LayerTimes(forward: Double(r), backward: Double(-r))], bucketMeans: [Double(r) / 7],
                                    peakRssBytes: 1000 + r, peakGflops: Double(r) * 1.5, timeline: [Double](repeating: Double(r), count: r))
             }
-            let received = try world.gather(timings(rank: world.rank).packed)?.map(RankTimings.init(packed:))
+            let received = try world.gather(timings(rank: world.rank))
             guard let all = received else { return }
             let expected = (0..<world.size).map { timings(rank: $0) }
             let ok = all == expected

@@ -1,6 +1,7 @@
 import Comm
 import Dispatch
 import Foundation
+import Reports
 import Trainer
 
 /// SIGINT and SIGTERM: rank 0 hands a snapshot of its timings to `onStop`

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
-import Trainer
+import Reports
+import Vocabulary
 
 /// `vgg-dp summary RUN.json... --field a,b.c`: chosen figures of run reports,
 /// one tab-separated line per report, for scripts (scripts/bench.sh,

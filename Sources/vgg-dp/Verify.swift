@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Trainer
+import Vocabulary
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VGGEngine
+import Vocabulary
 
 // Before MPI starts: a better OpenBLAS kernel when OpenBLAS fell back to an
 // old one on a CPU it does not know (see BLASKernel), checked once chosen.

@@ -1,4 +1,5 @@
 import Comm
+import Vocabulary
 import XCTest
 
 /// `HalfPrecision`'s fp32 ↔ bf16 / fp16 conversions, in process (no MPI):

@@ -1,4 +1,5 @@
 import Foundation
+import Reports
 import TestSupport
 @testable import Trainer
 import XCTest

@@ -1,4 +1,5 @@
 import Foundation
+import Reports
 import TestSupport
 @testable import Trainer
 import XCTest
@@ -55,7 +56,7 @@ final class DataParallelTests: XCTestCase {
             XCTAssertEqual(report.perRank.map { $0.steps.count }, [4, 4])
             XCTAssertEqual(report.parameters, 113_090)
             XCTAssertGreaterThan(report.buckets.count, 1)
-            XCTAssertEqual(report.buckets.map(\.count).reduce(0, +), 113_090)
+            XCTAssertEqual(report.buckets.map(\.bucket.count).reduce(0, +), 113_090)
             XCTAssertEqual(report.parameterChecksum.count, 16)
             XCTAssertEqual(report.overlap, extra == ["--overlap"])
             checksums.append(report.parameterChecksum)

@@ -3,6 +3,7 @@ import Foundation
 @testable import Trainer
 import VGGEngine
 import Vocabulary
+import Reports
 import XCTest
 
 /// A group of `size` ranks inside one process, in which every other rank

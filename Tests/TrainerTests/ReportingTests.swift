@@ -1,11 +1,15 @@
 import Foundation
+import Reports
 import TestSupport
 @testable import Trainer
 import VGGEngine
+import Vocabulary
 import XCTest
 
 /// Rank 0's reporting: the gather of unequal per-rank data, the trace file,
-/// the CSV summary and the report built from all ranks' timings.
+/// the CSV summary and the report built from all ranks' timings; and the
+/// report parts that need the engine or the built binary (the report
+/// library's own tests are in ReportsTests).
 final class ReportingTests: XCTestCase {
     let tiny = Launcher.tiny
 
@@ -13,14 +17,6 @@ final class ReportingTests: XCTestCase {
         let r = try Launcher.run(["selftest", "gather"], ranks: 3)
         XCTAssertEqual(r.status, 0, r.all)
         XCTAssertTrue(r.stdout.contains("gather: 3 ranks, steps per rank 2 3 4: exact"), r.all)
-    }
-
-    func testPackedTimingsRoundTrip() {
-        var s = StepTimes()
-        s.wall = 1.5; s.exposed = 0.25; s.loss = 2.3
-        let t = RankTimings(steps: [s, StepTimes()], layerMeans: [1, 2, 3], bucketMeans: [0.5],
-                            peakRssBytes: 123_456, peakGflops: 80.5, timeline: [9, 8, 7])
-        XCTAssertEqual(RankTimings(packed: t.packed), t)
     }
 
     /// Two ranks with hand-made step times: the report's statistics.
@@ -33,7 +29,7 @@ final class ReportingTests: XCTestCase {
             let steps = zip(walls, losses).map { w, l -> StepTimes in
                 var s = StepTimes(); s.wall = w; s.loss = l; s.exposed = w / 10; return s
             }
-            return RankTimings(steps: steps, layerMeans: [Double](repeating: 0, count: 4 * config.network.layers.count),
+            return RankTimings(steps: steps, layerMeans: [LayerTimes](repeating: LayerTimes(), count: config.network.layers.count),
                                bucketMeans: [0], peakRssBytes: 1 << 20, peakGflops: 100)
         }
         let ranks = [rank([1, 2, 3], losses: [4, 3, 2]), rank([2, 4], losses: [6, 5])]
@@ -87,5 +83,73 @@ final class ReportingTests: XCTestCase {
         XCTAssertEqual(lines.count, 3)
         XCTAssertEqual(String(lines[0]), RunReport.csvHeader)
         XCTAssertTrue(lines[1].contains(",vgg11,32,10,16,train,2,1,2,4,"), String(lines[1]))
+    }
+
+    /// The baselines' reports carry vgg-dp's own FLOP and parameter counts
+    /// for VGG-16 at 224 (the rest of that report is checked in ReportsTests).
+    func testBaselineCountsAreVGGDPsOwn() throws {
+        let folder = Launcher.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("tf.json").path
+        try Data(ReportFixture.baselineJSON.utf8).write(to: URL(fileURLWithPath: path))
+        let r = try RunReport.read(from: path)
+        let spec = NetworkSpec(model: .vgg16, imageSize: 224, classes: 1000)
+        XCTAssertEqual(r.forwardFlopsPerImage, spec.forwardFLOPsPerImage)
+        XCTAssertEqual(r.stepFlopsPerImage, spec.forwardBackwardFLOPsPerImage)
+        XCTAssertEqual(r.parameters, spec.parameterCount)
+        XCTAssertEqual(r.gflopsPerSecond, 16 / 0.6 * Double(spec.forwardBackwardFLOPsPerImage) / 1e9, accuracy: 1e-6)
+    }
+
+    /// What each convolution ran is recorded typed, from the engine's rule.
+    func testReportRecordsEachConvolutionsAlgorithm() {
+        var config = TrainConfig()
+        config.network = NetworkSpec(model: .vgg11, imageSize: 32, classes: 10, widthDivisor: 16)
+        config.allreduceDType = .bf16
+        let layers = config.network.layers
+        let timings = RankTimings(steps: [StepTimes()], layerMeans: [], bucketMeans: [], peakRssBytes: 0, peakGflops: 0)
+        let env = RunEnvironment(hosts: ["a"], blasThreads: 1, blasCore: "Haswell", blasConfig: "", openblasCoretype: nil,
+                                 mpiLibrary: "", mpiThreadLevel: "", commWait: "none")
+        let plan = BucketPlan(spec: config.network, bucketMB: 0)
+        let r = RunReport.make(config: config, plan: plan, ranks: [timings], environment: env, checksum: 0, command: [],
+                               startedAt: "")
+        XCTAssertEqual(r.conv, .auto)
+        XCTAssertEqual(r.allreduceDtype, .bf16)
+        let convs = layers.compactMap { s -> RunReport.ConvChoice? in
+            guard case let .conv(name, c, _, h, w) = s else { return nil }
+            return .init(layer: name, algorithm: ConvAlgorithm.auto.resolved(inChannels: c, height: h, width: w))
+        }
+        XCTAssertEqual(r.convPerLayer, convs)
+        XCTAssertEqual(r.convPerLayer?.first?.algorithm, .winograd4, "32 pixels, 3 channels in")
+        // The report's buckets are the plan's, with names.
+        XCTAssertEqual(r.buckets.map(\.bucket), plan.buckets)
+        XCTAssertEqual(r.buckets.map(\.layerNames), plan.buckets.map { $0.layers.map { layers[$0].name } })
+    }
+
+    /// `vgg-dp report` on runs of two tools picks the comparison by itself,
+    /// writes CSV and Markdown, and refuses --plots.
+    func testReportCommandComparesRunsOfDifferentTools() throws {
+        let folder = Launcher.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let tf = folder.appendingPathComponent("tf.json").path
+        let vgg = folder.appendingPathComponent("vgg.json").path
+        try Data(ReportFixture.baselineJSON.utf8).write(to: URL(fileURLWithPath: tf))
+        var mine = ReportFixture.make(model: .vgg16, imageSize: 224, classes: 1000, widthDivisor: 1, mode: .forwardBackward,
+                                      objective: nil, batchPerRank: 16, step: 0.8, sd: 0.1, threads: 2,
+                                      forwardFlops: 30_940_528_640, stepFlops: 92_648_177_664,
+                                      openblasCoretype: "Haswell", peakRssBytes: 2_048 << 20)
+        mine.conv = .auto
+        try mine.write(to: vgg)
+        let csv = folder.appendingPathComponent("compare.csv").path
+        let r = try Launcher.run(["report", tf, vgg, "--csv", csv], timeout: 60)
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stdout.hasPrefix("# Comparison: vgg16 at 224×224, vgg-dp vs tensorflow\n"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("| 20.00 | 1853.0 | 2,048 | 0.75× | 0.67× | - | - | - |"), r.stdout)
+        let lines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 3)
+        XCTAssertTrue(lines[1].hasPrefix("vgg-dp,"), String(lines[1]))
+
+        let plots = try Launcher.run(["report", "--kind", "compare", tf, vgg, "--plots", folder.path], timeout: 60)
+        XCTAssertNotEqual(plots.status, 0)
+        XCTAssertTrue(plots.stderr.contains("--plots is not available for a comparison"), plots.all)
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import TestSupport
 @testable import Trainer
 import VGGEngine
+import Reports
 import XCTest
 
 /// The scripts' shared library (scripts/lib/common.sh) and the vgg-dp
@@ -144,7 +145,7 @@ final class ScriptsTests: XCTestCase {
         XCTAssertEqual(Double(v[2]), report.imagesPerSecond)
         XCTAssertEqual(Double(v[3]), report.perRank.map(\.forward).reduce(0, +) / Double(report.perRank.count))
         XCTAssertEqual(v[4], report.perRank.map(\.host).joined(separator: ","))
-        XCTAssertEqual(v[5], report.conv ?? "")
+        XCTAssertEqual(v[5], report.conv?.rawValue ?? "")
         XCTAssertNil(report.note, "a complete run has no note")
         XCTAssertEqual(v[6], "")
         XCTAssertEqual(Int(v[7]), report.peakRssBytes)

@@ -1,4 +1,5 @@
 import Foundation
+import Vocabulary
 import XCTest
 @testable import VGGEngine
 

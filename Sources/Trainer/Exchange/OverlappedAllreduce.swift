@@ -1,4 +1,5 @@
 import Comm
+import Reports
 import VGGEngine
 import Vocabulary
 

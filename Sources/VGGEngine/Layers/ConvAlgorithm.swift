@@ -1,32 +1,8 @@
-/// How a 3×3 stride-1 SAME convolution is lowered to sgemm.
-///
-/// - `im2col` (`"im2col"`): the reference. One GEMM `col[P, 9C] · W[9C, K]`
-///   per chunk of output pixels; 9·C·K multiply-adds per output pixel.
-/// - `winograd2` (`"winograd2x2"`): Winograd minimal filtering F(2×2, 3×3)
-///   (Lavin & Gray 2015). 4×4 input tiles at stride 2; 16 GEMMs
-///   `[tiles × C]·[C × K]` per chunk of tiles, one per transform-domain point:
-///   16/4 = 4 multiply-adds per output pixel and channel pair instead of 9
-///   (2.25× fewer). Rounding about that of im2col.
-/// - `winograd4` (`"winograd4x4"`): F(4×4, 3×3). 6×6 input tiles at stride 4;
-///   36 GEMMs per chunk: 36/16 = 2.25 multiply-adds instead of 9 (4× fewer),
-///   with larger transform constants and so more rounding error than im2col
-///   (`WinogradTests` bounds F(2×2), F(4×4) and F(6×6) against im2col).
-/// - `winograd6` (`"winograd6x6"`): F(6×6, 3×3). 8×8 input tiles at stride 6;
-///   64 GEMMs per chunk: 64/36 = 1.78 multiply-adds instead of 9 (5.06×
-///   fewer), with larger constants still, so more rounding than F(4×4).
-/// - `auto`: per layer, by `resolved(inChannels:height:width:)`: F(6×6) on
-///   images whose short side is 112 pixels or more with at least 16 input
-///   channels, else F(4×4) down to 8 pixels, F(2×2) for 4…7, im2col below.
-///
-/// An explicit algorithm applies to every convolution of the network, the
-/// RGB layer included; `auto` is the fast choice.
-public enum ConvAlgorithm: String, CaseIterable, Codable, Sendable {
-    case im2col
-    case winograd2 = "winograd2x2"
-    case winograd4 = "winograd4x4"
-    case winograd6 = "winograd6x6"
-    case auto
+import Vocabulary
 
+/// The engine's side of `ConvAlgorithm` (Vocabulary): which algorithm a
+/// layer runs, and its tile.
+extension ConvAlgorithm {
     /// The algorithm a layer runs; never `auto`. An explicit algorithm is
     /// returned as it is, whatever the layer's shape. `auto` looks at the
     /// image's short side s = min(height, width) and the input channels C:

@@ -1,4 +1,5 @@
 import Foundation
+import Vocabulary
 
 /// Scratch of one worker thread for the loops outside BLAS: pointer tables
 /// for the 1-D transforms, the row-pass result of one tile and one channel

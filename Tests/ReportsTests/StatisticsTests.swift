@@ -1,4 +1,4 @@
-@testable import Trainer
+@testable import Reports
 import XCTest
 
 final class StatisticsTests: XCTestCase {

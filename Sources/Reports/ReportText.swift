@@ -1,4 +1,5 @@
 import Foundation
+import Vocabulary
 
 /// Human-readable renderings of a run, printed by rank 0.
 public enum Text {
@@ -53,8 +54,7 @@ public enum Text {
 extension RunReport {
     /// The notebook's closing line, then throughput.
     public var closingLines: String {
-        let title = Mode(rawValue: mode)?.title ?? mode
-        var s = "\(Text.timestamp()): \(title) across \(steps) steps, \(Text.fixed(stepSeconds.mean)) +- \(Text.fixed(stepSeconds.sd)) sec / batch\n"
+        var s = "\(Text.timestamp()): \(mode.title) across \(steps) steps, \(Text.fixed(stepSeconds.mean)) +- \(Text.fixed(stepSeconds.sd)) sec / batch\n"
         s += "images/s: \(Text.fixed(imagesPerSecond, 2))  (global batch \(globalBatch) = \(ranks) rank(s) × \(batchPerRank); slowest rank's mean step)\n"
         s += "GFLOP/s:  \(Text.fixed(gflopsPerSecond, 1)) total, \(Text.fixed(gflopsPerSecondPerRank, 1)) per rank"
         s += "  (\(Text.grouped(stepFlopsPerImage)) FLOP per image, GEMM work counted from layer shapes)"

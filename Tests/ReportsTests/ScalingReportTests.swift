@@ -1,45 +1,23 @@
 import Foundation
+@testable import Reports
+import TestSupport
+import Vocabulary
 import XCTest
-@testable import Trainer
 
 /// `vgg-dp report`'s study logic on synthetic run reports: no MPI, no runs.
 final class ScalingReportTests: XCTestCase {
     // MARK: - Synthetic reports
 
-    /// A summary with the given mean and (population) sd: two steps at mean ± sd.
-    func summary(mean: Double, sd: Double) -> Summary {
-        Summary([mean - sd, mean + sd])
-    }
-
-    struct Phases {
-        var data = 0.0, forward = 0.0, backward = 0.0, optimizer = 0.0, allreduce = 0.0, exposed = 0.0
-    }
+    typealias Phases = ReportFixture.Phases
 
     /// A run report as rank 0 would write it; images/s = global batch / step mean.
     func report(ranks: Int, batch: Int, step: Double, sd: Double = 0, allreduce: Double = 0, exposed: Double = 0,
                 straggler: Double = 1, phases: [Phases]? = nil, hosts: [String]? = nil, threads: Int = 1,
-                model: String = "vgg11", mode: String = "train", started: String = "2026-01-01T00:00:00Z",
+                model: VGGModel = .vgg11, mode: Mode = .train, started: String = "2026-01-01T00:00:00Z",
                 command: [String]? = nil) -> RunReport {
-        let hostList = hosts ?? Array(repeating: "box", count: ranks)
-        let ph = phases ?? Array(repeating: Phases(), count: ranks)
-        let perRank = ph.enumerated().map { i, p in
-            RunReport.Rank(rank: i, host: hostList[i % hostList.count], stepSeconds: summary(mean: step, sd: sd),
-                           data: p.data, forward: p.forward, backward: p.backward, optimizer: p.optimizer,
-                           allreduce: p.allreduce, exposed: p.exposed, peakRssBytes: 1 << 20, steps: [])
-        }
-        let global = ranks * batch
-        return RunReport(
-            startedAt: started, command: command ?? ["vgg-dp", "--global-batch", "\(global)"],
-            model: model, imageSize: 32, classes: 10, widthDivisor: 16, mode: mode, objective: "cross-entropy",
-            ranks: ranks, batchPerRank: batch, globalBatch: global, warmup: 2, steps: 20, seed: 42,
-            parameters: 113_090, forwardFlopsPerImage: 1_000_000, stepFlopsPerImage: 3_000_000,
-            hosts: hostList, blasThreads: threads, blasCore: "Haswell", blasConfig: "OpenBLAS 0.3.21",
-            openblasCoretype: nil, mpiLibrary: "Open MPI v4.1.4", mpiThreadLevel: "MPI_THREAD_MULTIPLE",
-            overlap: true, bucketMb: 25, buckets: [],
-            stepSeconds: summary(mean: step, sd: sd), imagesPerSecond: Double(global) / step,
-            gflopsPerSecond: 1, gflopsPerSecondPerRank: 1, stragglerRatio: straggler,
-            allreduceSecondsPerStep: allreduce, exposedSecondsPerStep: exposed,
-            lossPerStep: [], parameterChecksum: "0", peakRssBytes: 1 << 20, perRank: perRank, layers: [])
+        ReportFixture.make(model: model, mode: mode, ranks: ranks, batchPerRank: batch, step: step, sd: sd, phases: phases,
+                           hosts: hosts, threads: threads, started: started, command: command,
+                           allreduce: allreduce, exposed: exposed, straggler: straggler)
     }
 
     func run(_ r: RunReport, _ name: String? = nil) -> LoadedRun {
@@ -170,8 +148,8 @@ final class ScalingReportTests: XCTestCase {
     }
 
     func testMixedModelsAreNoted() throws {
-        let study = try ScalingStudy(runs: [run(report(ranks: 1, batch: 8, step: 1, model: "vgg11")),
-                                            run(report(ranks: 2, batch: 4, step: 1, model: "vgg16"))])
+        let study = try ScalingStudy(runs: [run(report(ranks: 1, batch: 8, step: 1, model: .vgg11)),
+                                            run(report(ranks: 2, batch: 4, step: 1, model: .vgg16))])
         XCTAssertTrue(study.notes.contains { $0.hasPrefix("model differs") }, "\(study.notes)")
         XCTAssertTrue(study.markdown().contains("## Notes"))
     }
@@ -255,9 +233,9 @@ final class ScalingReportTests: XCTestCase {
     func testSweepTableAndCSV() throws {
         // One rank, batch 3, 1, 2: sorted by batch size; the notebook's four columns.
         // Times are binary fractions so that the CSV text is exact.
-        let study = try ScalingStudy(runs: [run(report(ranks: 1, batch: 3, step: 0.375, sd: 0.125, mode: "forward-backward"), "b3.json"),
-                                            run(report(ranks: 1, batch: 1, step: 0.125, sd: 0.0, mode: "forward-backward"), "b1.json"),
-                                            run(report(ranks: 1, batch: 2, step: 0.25, sd: 0.0625, mode: "forward-backward"), "b2.json")])
+        let study = try ScalingStudy(runs: [run(report(ranks: 1, batch: 3, step: 0.375, sd: 0.125, mode: .forwardBackward), "b3.json"),
+                                            run(report(ranks: 1, batch: 1, step: 0.125, sd: 0.0, mode: .forwardBackward), "b1.json"),
+                                            run(report(ranks: 1, batch: 2, step: 0.25, sd: 0.0625, mode: .forwardBackward), "b2.json")])
         XCTAssertEqual(study.kind, .sweep)
         XCTAssertEqual(study.points.map(\.batchPerRank), [1, 2, 3])
         XCTAssertNil(study.points[1].efficiency)
@@ -286,7 +264,7 @@ final class ScalingReportTests: XCTestCase {
             try r.report.write(to: p)
             paths.append(p)
         }
-        let loaded = try ScalingStudy.load(paths: paths)
+        let loaded = try LoadedRun.load(paths: paths)
         XCTAssertEqual(loaded.map(\.report.ranks), [4, 1, 2])
         XCTAssertEqual(loaded[0].name, "ranks-4.json")
         let study = try ScalingStudy(runs: loaded)
@@ -296,7 +274,7 @@ final class ScalingReportTests: XCTestCase {
         XCTAssertTrue(text.contains("\"exposed_seconds_per_step\""))
 
         func assertUsage(_ paths: [String], mentions: String, file: StaticString = #filePath, line: UInt = #line) {
-            XCTAssertThrowsError(try ScalingStudy.load(paths: paths), file: file, line: line) { error in
+            XCTAssertThrowsError(try LoadedRun.load(paths: paths), file: file, line: line) { error in
                 guard case let TrainerError.usage(message) = error else {
                     return XCTFail("not a usage error: \(error)", file: file, line: line)
                 }
@@ -319,11 +297,11 @@ final class ScalingReportTests: XCTestCase {
         XCTAssertEqual(relativePath(to: "/r/out/plots/a.png", fromFolder: "/r/out"), "plots/a.png")
         XCTAssertEqual(relativePath(to: "/r/plots/a.png", fromFolder: "/r/out/md"), "../../plots/a.png")
         XCTAssertEqual(relativePath(to: "/r/out/./x/../a.png", fromFolder: "/r/out/"), "a.png")
-        XCTAssertEqual(ScalingStudy.shellQuote("--batch-size=4"), "--batch-size=4")
-        XCTAssertEqual(ScalingStudy.shellQuote("a b"), "'a b'")
-        XCTAssertEqual(ScalingStudy.shellQuote("it's"), "'it'\\''s'")
-        XCTAssertEqual(ScalingStudy.shellQuote(""), "''")
-        XCTAssertEqual(ScalingStudy.csvField("a\"b"), "\"a\"\"b\"")
-        XCTAssertEqual(ScalingStudy.csvField("plain"), "plain")
+        XCTAssertEqual(Markdown.shellQuote("--batch-size=4"), "--batch-size=4")
+        XCTAssertEqual(Markdown.shellQuote("a b"), "'a b'")
+        XCTAssertEqual(Markdown.shellQuote("it's"), "'it'\\''s'")
+        XCTAssertEqual(Markdown.shellQuote(""), "''")
+        XCTAssertEqual(CSV.field("a\"b"), "\"a\"\"b\"")
+        XCTAssertEqual(CSV.field("plain"), "plain")
     }
 }

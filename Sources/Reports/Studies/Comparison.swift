@@ -1,4 +1,5 @@
 import Foundation
+import Vocabulary
 
 /// One run over a matching run: images/s and peak RSS, this run's over the other's.
 public struct RunRatio: Equatable, Sendable {
@@ -69,7 +70,7 @@ public struct Comparison: Sendable {
             let r = run.report
             var row = ComparisonRow(
                 file: run.name, tool: r.tool, kernel: Comparison.kernel(r),
-                mode: r.ranks > 1 && !r.overlap ? "\(r.mode) (no overlap)" : r.mode,
+                mode: r.ranks > 1 && !r.overlap ? "\(r.mode.rawValue) (no overlap)" : r.mode.rawValue,
                 batchPerRank: r.batchPerRank, globalBatch: r.globalBatch, threads: r.blasThreads, ranks: r.ranks,
                 warmup: r.warmup, steps: r.steps,
                 stepMedian: r.stepSeconds.median, stepMean: r.stepSeconds.mean, stepSD: r.stepSeconds.sd,
@@ -110,7 +111,7 @@ public struct Comparison: Sendable {
     public static func describeCase(_ r: RunReport) -> String {
         let batch = r.ranks > 1 ? "batch \(r.batchPerRank) per rank" : "batch \(r.batchPerRank)"
         let threads = "\(r.blasThreads) thread\(r.blasThreads == 1 ? "" : "s")" + (r.ranks > 1 ? " per rank" : "")
-        return "\(r.mode), \(batch), \(threads), \(r.ranks) rank\(r.ranks == 1 ? "" : "s")"
+        return "\(r.mode.rawValue), \(batch), \(threads), \(r.ranks) rank\(r.ranks == 1 ? "" : "s")"
     }
 
     /// images/s and peak RSS of `run` over those of `base` (0 when the base has none).
@@ -128,7 +129,7 @@ public struct Comparison: Sendable {
         guard r.tool == "vgg-dp" else { return r.blasCore }
         var s = "OpenBLAS \(r.blasCore), " + (r.openblasCoretype.map { "OPENBLAS_CORETYPE=\($0)" } ?? "OPENBLAS_CORETYPE unset")
         if r.openblasCoretype == nil && r.blasKernelChoice != nil { s += " (chosen by vgg-dp)" }
-        if let conv = r.conv { s += ", conv \(conv)" }
+        if let conv = r.conv { s += ", conv \(conv.rawValue)" }
         return s
     }
 
@@ -139,8 +140,8 @@ public struct Comparison: Sendable {
         let (x, y) = (a.report, b.report)
         func index(_ list: [String], _ s: String) -> Int { list.firstIndex(of: s) ?? list.count }
         if x.mode != y.mode {
-            let (i, j) = (index(modeOrder, x.mode), index(modeOrder, y.mode))
-            return i != j ? i < j : x.mode < y.mode
+            let (i, j) = (index(modeOrder, x.mode.rawValue), index(modeOrder, y.mode.rawValue))
+            return i != j ? i < j : x.mode.rawValue < y.mode.rawValue
         }
         if x.batchPerRank != y.batchPerRank { return x.batchPerRank < y.batchPerRank }
         if x.blasThreads != y.blasThreads { return x.blasThreads < y.blasThreads }
@@ -160,7 +161,7 @@ public struct Comparison: Sendable {
     /// that no TensorFlow run matches.
     static func inputNotes(_ runs: [LoadedRun], rows: [ComparisonRow]) -> [String] {
         var notes: [String] = []
-        let networks = runs.map { "\($0.report.model) \($0.report.imageSize)×\($0.report.imageSize), width ÷\($0.report.widthDivisor), \($0.report.classes) classes" }
+        let networks = runs.map { "\($0.report.model.rawValue) \($0.report.imageSize)×\($0.report.imageSize), width ÷\($0.report.widthDivisor), \($0.report.classes) classes" }
         if Set(networks).count > 1 {
             let each = zip(runs, networks).map { "\($0.name): \($1)" }.joined(separator: "; ")
             notes.append("the network differs between runs (\(each)): images/s compare unequal work")
@@ -194,10 +195,9 @@ public struct Comparison: Sendable {
     /// field where there is no matching run.
     public func csv() -> String {
         func num(_ x: Double) -> String { x.isFinite ? "\(x)" : "" }
-        var lines = [Comparison.columns.joined(separator: ",")]
-        for (row, run) in zip(rows, runs) {
+        return CSV.document(header: Comparison.columns, rows: zip(rows, runs).map { row, run in
             let r = run.report
-            let fields: [String] = [
+            return [
                 row.tool, row.kernel, row.mode, String(row.batchPerRank), String(row.globalBatch), String(row.threads),
                 String(row.ranks), String(row.warmup), String(row.steps),
                 num(row.stepMedian), num(row.stepMean), num(row.stepSD), num(row.imagesPerSecond),
@@ -205,11 +205,9 @@ public struct Comparison: Sendable {
                 row.vsTensorFlow.map { num($0.imagesPerSecond) } ?? "", row.vsTensorFlow.map { num($0.peakRss) } ?? "",
                 row.vsPyTorch.map { num($0.imagesPerSecond) } ?? "", row.vsPyTorch.map { num($0.peakRss) } ?? "",
                 row.vsOneRank.map { num($0.imagesPerSecond) } ?? "",
-                r.blasCore, r.openblasCoretype ?? "", r.model, String(r.imageSize), row.file,
+                r.blasCore, r.openblasCoretype ?? "", r.model.rawValue, String(r.imageSize), row.file,
             ]
-            lines.append(fields.map(ScalingStudy.csvField).joined(separator: ","))
-        }
-        return lines.joined(separator: "\n") + "\n"
+        })
     }
 
     // MARK: - Markdown
@@ -219,10 +217,10 @@ public struct Comparison: Sendable {
     public func markdown() -> String {
         var out: [String] = []
         let tools = orderedTools()
-        out.append("# Comparison: \(values { $0.model }) at \(values { "\($0.imageSize)×\($0.imageSize)" }), \(tools.joined(separator: " vs "))")
+        out.append("# Comparison: \(values { $0.model.rawValue }) at \(values { "\($0.imageSize)×\($0.imageSize)" }), \(tools.joined(separator: " vs "))")
         out.append("")
         let first = runs[0].report
-        out.append("- model: \(values { $0.model }), image size \(values { "\($0.imageSize)×\($0.imageSize)" }), \(values { "\($0.classes)" }) classes, \(Text.grouped(first.parameters)) parameters")
+        out.append("- model: \(values { $0.model.rawValue }), image size \(values { "\($0.imageSize)×\($0.imageSize)" }), \(values { "\($0.classes)" }) classes, \(Text.grouped(first.parameters)) parameters")
         out.append("- runs: " + tools.map { t in "\(t) \(runs.filter { $0.report.tool == t }.count)" }.joined(separator: ", ")
                    + "; hosts: \(Set(runs.flatMap(\.report.hosts)).sorted().joined(separator: ", "))")
         out.append("- images/s = global batch / mean step (slowest rank); GFLOP/s counts the same FLOPs per image for every tool "
@@ -233,15 +231,15 @@ public struct Comparison: Sendable {
         out.append("")
         out += table()
         let ratios = ratioLines()
-        out += ScalingStudy.bulletSection("Ratios", ratios)
-        out += ScalingStudy.bulletSection("Notes", notes)
+        out += Markdown.bulletSection("Ratios", ratios)
+        out += Markdown.bulletSection("Notes", notes)
         out.append("")
         out.append("## Runs")
         out.append("")
         out.append("```")
         for (row, r) in zip(rows, runs) {
             out.append("# \(r.name): \(row.tool), \(r.report.blasCore); \(r.report.blasConfig); started \(r.report.startedAt)")
-            out.append(r.report.command.map(ScalingStudy.shellQuote).joined(separator: " "))
+            out.append(r.report.command.map(Markdown.shellQuote).joined(separator: " "))
         }
         out.append("```")
         return out.joined(separator: "\n") + "\n"
@@ -260,7 +258,7 @@ public struct Comparison: Sendable {
              times(r.vsTensorFlow?.imagesPerSecond), times(r.vsTensorFlow?.peakRss),
              times(r.vsPyTorch?.imagesPerSecond), times(r.vsPyTorch?.peakRss), times(r.vsOneRank?.imagesPerSecond)]
         }
-        return ScalingStudy.markdownTable(header, body, leftColumns: 3)
+        return Markdown.table(header, body, leftColumns: 3)
     }
 
     /// The ratios in words: every run that is not TensorFlow's against the

@@ -1,7 +1,10 @@
 import Foundation
 
 /// Summary of a series of durations (seconds). `sd` is the population
-/// standard deviation, as the notebook computes it: √(E[x²] − E[x]²).
+/// standard deviation (divided by n, not n − 1), computed in two passes:
+/// the mean first, then √(Σ (x − mean)² / n). In exact arithmetic that is
+/// the notebook's √(E[x²] − E[x]²); the two-pass form does not cancel
+/// catastrophically when the spread is small against the mean.
 public struct Summary: Codable, Equatable, Sendable {
     public var count: Int
     public var mean: Double

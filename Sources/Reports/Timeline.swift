@@ -4,8 +4,24 @@ import Foundation
 /// Perfetto): one process per rank, a compute row and a communication row,
 /// each layer's forward and backward and each bucket's allreduce as slices.
 public enum Timeline {
-    /// Values per timed step in RankTimings.timeline.
-    public static func stride(layers: Int, buckets: Int) -> Int { 2 + 4 * layers + 2 * buckets }
+    /// Where each event of a timed step sits in `RankTimings.timeline`: per
+    /// step, the step's start and length, then per layer forward start and
+    /// length and backward start and length, then per bucket allreduce start
+    /// and length. A start of −1 means it did not run. Times are seconds
+    /// since the common start. The recorder writes and `chromeTrace` reads
+    /// through this one layout.
+    public struct Layout: Sendable {
+        public let layers: Int
+        public let buckets: Int
+        public init(layers: Int, buckets: Int) { self.layers = layers; self.buckets = buckets }
+        /// Values per timed step.
+        public var stride: Int { 2 + 4 * layers + 2 * buckets }
+        /// Offsets within a step: start, then length at +1.
+        public var step: Int { 0 }
+        public func forward(_ layer: Int) -> Int { 2 + 4 * layer }
+        public func backward(_ layer: Int) -> Int { 4 + 4 * layer }
+        public func bucket(_ b: Int) -> Int { 2 + 4 * layers + 2 * b }
+    }
 
     struct Event: Encodable {
         var name: String
@@ -29,7 +45,8 @@ public enum Timeline {
     public static func chromeTrace(ranks: [RankTimings], hosts: [String], layerNames: [String],
                                    bucketNames: [String], title: String) throws -> Data {
         var events: [Event] = []
-        let stride = stride(layers: layerNames.count, buckets: bucketNames.count)
+        let layout = Layout(layers: layerNames.count, buckets: bucketNames.count)
+        let stride = layout.stride
         for (r, t) in ranks.enumerated() {
             let host = r < hosts.count ? hosts[r] : "?"
             events.append(Event(name: "process_name", ph: "M", pid: r, tid: 0, args: ["name": "rank \(r) (\(host))"]))
@@ -39,18 +56,19 @@ public enum Timeline {
             let steps = stride > 0 ? t.timeline.count / stride : 0
             for s in 0..<steps {
                 let v = t.timeline[(s * stride)..<((s + 1) * stride)].map { $0 }
-                events.append(Event(name: "step \(s)", cat: "step", ph: "X", ts: v[0] * 1e6, dur: v[1] * 1e6, pid: r, tid: 0, args: nil))
+                let o = layout.step
+                events.append(Event(name: "step \(s)", cat: "step", ph: "X", ts: v[o] * 1e6, dur: v[o + 1] * 1e6, pid: r, tid: 0, args: nil))
                 for (l, name) in layerNames.enumerated() {
-                    let o = 2 + 4 * l
-                    events.append(Event(name: "\(name) fwd", cat: "forward", ph: "X", ts: v[o] * 1e6, dur: v[o + 1] * 1e6,
+                    let f = layout.forward(l), b = layout.backward(l)
+                    events.append(Event(name: "\(name) fwd", cat: "forward", ph: "X", ts: v[f] * 1e6, dur: v[f + 1] * 1e6,
                                         pid: r, tid: 0, args: nil))
-                    if v[o + 2] >= 0 {
-                        events.append(Event(name: "\(name) bwd", cat: "backward", ph: "X", ts: v[o + 2] * 1e6, dur: v[o + 3] * 1e6,
+                    if v[b] >= 0 {
+                        events.append(Event(name: "\(name) bwd", cat: "backward", ph: "X", ts: v[b] * 1e6, dur: v[b + 1] * 1e6,
                                             pid: r, tid: 0, args: nil))
                     }
                 }
                 for (b, name) in bucketNames.enumerated() {
-                    let o = 2 + 4 * layerNames.count + 2 * b
+                    let o = layout.bucket(b)
                     if v[o] >= 0 {
                         events.append(Event(name: name, cat: "allreduce", ph: "X", ts: v[o] * 1e6, dur: v[o + 1] * 1e6,
                                             pid: r, tid: 1, args: ["step": "\(s)"]))

@@ -1,6 +1,6 @@
-import Comm
 import Foundation
-@testable import Trainer
+@testable import Reports
+import Vocabulary
 import XCTest
 
 /// The α-β fit and the step-time model, on small cases computed by hand.
@@ -84,12 +84,10 @@ final class ScalingModelTests: XCTestCase {
     func testBenchRecordRoundTripsThroughJSON() throws {
         let truth = LinkCost(alpha: 20e-6, beta: 1e-9)
         let sizes: [Int] = [1024, 1 << 20, 8 << 20]
-        // AllreduceResult has no public memberwise initialiser: decode the rows.
-        let rows = try sizes.map { (b: Int) -> AllreduceResult in
+        let rows = sizes.map { (b: Int) -> AllreduceResult in
             let t = truth.allreduceSeconds(bytes: Double(b), ranks: 4)
-            let fields: [String: Any] = ["bytes": b, "count": b / 4, "iterations": 3, "seconds": t,
-                                         "algbwGBps": Double(b) / t / 1e9, "busbwGBps": Double(b) / t / 1e9 * 1.5, "correct": true]
-            return try JSONDecoder().decode(AllreduceResult.self, from: JSONSerialization.data(withJSONObject: fields))
+            return AllreduceResult(bytes: b, count: b / 4, iterations: 3, seconds: t,
+                                   algbwGBps: Double(b) / t / 1e9, busbwGBps: Double(b) / t / 1e9 * 1.5)
         }
         let fit = try AllreduceBenchRecord.fit(ranks: 4, rows: rows, weighting: .relative)
         let record = AllreduceBenchRecord(startedAt: "2026-01-01T00:00:00Z", ranks: 4, hosts: ["a", "b", "c", "d"],
@@ -131,16 +129,22 @@ final class ScalingModelTests: XCTestCase {
 
     /// Three layers (forward order) with backward times 4, 2, 3 s: backward runs
     /// layer 2 (ready at 3), layer 1 (at 5), layer 0 (at 9).
-    func profile(buckets: [ComputeProfile.Bucket], optimizer: Double = 0.8, overlap: Bool = true) -> ComputeProfile {
+    func profile(buckets: [Bucket], optimizer: Double = 0.8, overlap: Bool = true) -> ComputeProfile {
         ComputeProfile(batchPerRank: 2, data: 0.5, forward: 1.5, layerBackward: [4, 2, 3], optimizer: optimizer,
                        buckets: buckets, overlap: overlap)
     }
 
-    /// α = 0, β = 1 s/byte: on 2 ranks a bucket of b bytes takes b seconds.
-    let slow = LinkCost(alpha: 0, beta: 1)
+    /// Plans over those three layers, sizes in floats (4 bytes each): all three
+    /// layers in one bucket of 6 floats; or A = layers 2, 1 (6 floats, lowest
+    /// layer 1) and B = layer 0 (2 floats).
+    let oneBucket = [Bucket(index: 0, layers: [2, 1, 0], offset: 0, count: 6)]
+    let twoBuckets = [Bucket(index: 0, layers: [2, 1], offset: 2, count: 6), Bucket(index: 1, layers: [0], offset: 0, count: 2)]
+
+    /// α = 0, β = 1/4 s/byte: on 2 ranks a bucket of n floats takes n seconds.
+    let slow = LinkCost(alpha: 0, beta: 0.25)
 
     func testOneBucketStartsAfterBackwardAndIsAllExposed() {
-        let p = profile(buckets: [.init(bytes: 6, lowestLayer: 0)])
+        let p = profile(buckets: oneBucket)
         let s = ScalingModel.step(profile: p, cost: slow, ranks: 2, batchPerRank: 2)
         XCTAssertEqual(s.backward, 9)
         XCTAssertEqual(s.buckets, [BucketTiming(ready: 9, start: 9, end: 15)])
@@ -153,11 +157,11 @@ final class ScalingModelTests: XCTestCase {
     }
 
     func testTwoBucketsOverlapBackwardAndQueueOnOneThread() {
-        // Bucket A = layers 2, 1 (lowest 1): ready at 5, 6 bytes → runs 5..11.
+        // Bucket A = layers 2, 1 (lowest 1): ready at 5, 6 floats → runs 5..11.
         // Bucket B = layer 0: ready at 9, but the thread is busy until 11 → runs 11..13.
         // After backward (9): wait for A until 11 (2 s), its update 0.8·6/8 = 0.6 → 11.6;
         // wait for B until 13 (1.4 s), its update 0.2 → 13.2.
-        let p = profile(buckets: [.init(bytes: 6, lowestLayer: 1), .init(bytes: 2, lowestLayer: 0)])
+        let p = profile(buckets: twoBuckets)
         let s = ScalingModel.step(profile: p, cost: slow, ranks: 2, batchPerRank: 2)
         XCTAssertEqual(s.buckets, [BucketTiming(ready: 5, start: 5, end: 11), BucketTiming(ready: 9, start: 11, end: 13)])
         XCTAssertEqual(s.allreduce, 8, accuracy: 1e-12)
@@ -168,15 +172,15 @@ final class ScalingModelTests: XCTestCase {
     func testHiddenCommunicationCostsNothing() {
         // A fast link: A runs 5..5.6, hidden behind backward; B runs 9..9.2 and
         // only its 0.2 s shows (no optimizer time here to cover it).
-        let p = profile(buckets: [.init(bytes: 6, lowestLayer: 1), .init(bytes: 2, lowestLayer: 0)], optimizer: 0)
-        let fast = LinkCost(alpha: 0, beta: 0.1)
+        let p = profile(buckets: twoBuckets, optimizer: 0)
+        let fast = LinkCost(alpha: 0, beta: 0.025)
         let s = ScalingModel.step(profile: p, cost: fast, ranks: 2, batchPerRank: 2)
         XCTAssertEqual(s.buckets[0].end, 5.6, accuracy: 1e-12)
         XCTAssertEqual(s.buckets[1].start, 9, accuracy: 1e-12)
         XCTAssertEqual(s.exposed, 0.2, accuracy: 1e-12)
         XCTAssertEqual(s.step, 2 + 9 + 0.2, accuracy: 1e-12)
         // With the optimizer's 0.6 s on bucket A running first, B's 0.2 s is hidden too.
-        let q = profile(buckets: [.init(bytes: 6, lowestLayer: 1), .init(bytes: 2, lowestLayer: 0)])
+        let q = profile(buckets: twoBuckets)
         let hidden = ScalingModel.step(profile: q, cost: fast, ranks: 2, batchPerRank: 2)
         XCTAssertEqual(hidden.exposed, 0)
         XCTAssertEqual(hidden.step, ScalingModel.step(profile: q, cost: fast, ranks: 1, batchPerRank: 2).step, accuracy: 1e-12)
@@ -190,7 +194,7 @@ final class ScalingModelTests: XCTestCase {
 
     func testWithoutOverlapEveryBucketWaitsForBackwardAndTheUpdateBefore() {
         // Compute thread: 9 + A 6 → 15 + update 0.6 → 15.6 + B 2 → 17.6 + 0.2 → 17.8.
-        let p = profile(buckets: [.init(bytes: 6, lowestLayer: 1), .init(bytes: 2, lowestLayer: 0)], overlap: false)
+        let p = profile(buckets: twoBuckets, overlap: false)
         let s = ScalingModel.step(profile: p, cost: slow, ranks: 2, batchPerRank: 2)
         XCTAssertEqual(s.buckets[0].start, 9, accuracy: 1e-12)
         XCTAssertEqual(s.buckets[1].start, 15.6, accuracy: 1e-12)
@@ -200,14 +204,14 @@ final class ScalingModelTests: XCTestCase {
 
     func testLatencyTermGrowsWithRanks() {
         // α only: a bucket costs 2(N−1)α whatever its size.
-        let p = profile(buckets: [.init(bytes: 6, lowestLayer: 0)], optimizer: 0)
+        let p = profile(buckets: oneBucket, optimizer: 0)
         let latency = LinkCost(alpha: 0.5, beta: 0)
         XCTAssertEqual(ScalingModel.step(profile: p, cost: latency, ranks: 2, batchPerRank: 2).exposed, 1, accuracy: 1e-12)
         XCTAssertEqual(ScalingModel.step(profile: p, cost: latency, ranks: 5, batchPerRank: 2).exposed, 4, accuracy: 1e-12)
     }
 
     func testBatchAndComputeScaleScaleComputeButNotTheOptimizer() {
-        let p = profile(buckets: [.init(bytes: 6, lowestLayer: 0)])
+        let p = profile(buckets: oneBucket)
         let s = ScalingModel.step(profile: p, cost: slow, ranks: 1, batchPerRank: 4, computeScale: 0.5)
         // Batch ×2 and scale ×0.5: data, forward, backward as profiled; optimizer × 0.5.
         XCTAssertEqual(s.data, 0.5, accuracy: 1e-12)
@@ -218,7 +222,7 @@ final class ScalingModelTests: XCTestCase {
     }
 
     func testStrongAndWeakScaling() throws {
-        let p = profile(buckets: [.init(bytes: 6, lowestLayer: 0)], optimizer: 0)
+        let p = profile(buckets: oneBucket, optimizer: 0)
         let free = LinkCost(alpha: 0, beta: 0)
         // Weak: the same work per rank, free communication → flat step, efficiency 1, N× images/s.
         let weak = try ScalingModel.study(profile: p, cost: free, kind: .weak, batch: 2, ranks: [1, 2, 4])
@@ -246,26 +250,30 @@ final class ScalingModelTests: XCTestCase {
 
     func testProfileFromMeasurementsFindsLowestLayersAndScalesToThePhase() throws {
         // Layer times 1, 0.5, 2, 0.5 sum to 4; the backward phase took 5 → each × 1.25.
+        // The plan: fc2 and fc1 (200 floats, lowest layer 2), then conv1 (50 floats).
         let p = try ComputeProfile.measured(
             batchPerRank: 8, data: 0.1, forward: 2, backwardPhase: 5, optimizer: 0.3,
-            layerNames: ["conv1", "pool1", "fc1", "fc2"], layerBackward: [1, 0.5, 2, 0.5],
-            bucketLayers: [["fc2", "fc1"], ["conv1"]], bucketBytes: [800, 200], overlap: true)
+            layerBackward: [1, 0.5, 2, 0.5],
+            buckets: [Bucket(index: 0, layers: [3, 2], offset: 50, count: 200), Bucket(index: 1, layers: [0], offset: 0, count: 50)],
+            overlap: true)
         XCTAssertEqual(p.layerBackward, [1.25, 0.625, 2.5, 0.625])
-        XCTAssertEqual(p.buckets, [.init(bytes: 800, lowestLayer: 2), .init(bytes: 200, lowestLayer: 0)])
+        XCTAssertEqual(p.buckets.map(\.bytes), [800, 200])
+        XCTAssertEqual(p.buckets.map(\.lowestLayer), [2, 0])
         XCTAssertEqual(p.gradientBytes, 1000)
         // Bucket 0 is ready after fc2 and fc1: 0.625 + 2.5.
         let s = ScalingModel.step(profile: p, cost: LinkCost(alpha: 0, beta: 0), ranks: 2, batchPerRank: 8)
         XCTAssertEqual(s.buckets[0].ready, 3.125, accuracy: 1e-12)
         XCTAssertEqual(s.buckets[1].ready, 5, accuracy: 1e-12)
+        // A bucket naming a layer the profile does not have (by name: RunReportCodingTests).
         XCTAssertThrowsError(try ComputeProfile.measured(
-            batchPerRank: 8, data: 0, forward: 1, backwardPhase: 1, optimizer: 0, layerNames: ["a"], layerBackward: [1],
-            bucketLayers: [["b"]], bucketBytes: [4], overlap: true)) { e in
-            XCTAssertTrue("\(e)".contains("names layer b"), "\(e)")
+            batchPerRank: 8, data: 0, forward: 1, backwardPhase: 1, optimizer: 0, layerBackward: [1],
+            buckets: [Bucket(index: 0, layers: [1], offset: 0, count: 1)], overlap: true)) { e in
+            XCTAssertTrue("\(e)".contains("names layer 1 of 1"), "\(e)")
         }
     }
 
     func testCSVHasTheColumnsPlotPyReads() throws {
-        let p = profile(buckets: [.init(bytes: 6, lowestLayer: 1), .init(bytes: 2, lowestLayer: 0)])
+        let p = profile(buckets: twoBuckets)
         let study = try ScalingModel.study(profile: p, cost: slow, kind: .weak, batch: 2, ranks: [1, 2, 4])
         let lines = study.csv(model: "vgg16", imageSize: 64, mode: "train (model)", blasThreads: 1, file: "p.json")
             .split(separator: "\n").map(String.init)

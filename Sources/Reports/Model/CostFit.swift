@@ -1,5 +1,5 @@
-import Comm
 import Foundation
+import Vocabulary
 
 /// The cost of a ring allreduce of `bytes` over N ranks in the α-β model:
 ///
@@ -119,7 +119,8 @@ public struct CostFit: Codable, Equatable, Sendable {
     /// The fitted time of one allreduce at the fit's rank count.
     public func predict(bytes: Double) -> Double { cost.allreduceSeconds(bytes: bytes, ranks: ranks) }
 
-    /// "α = 52.1 µs, β = 1/(0.118 GB/s) …" for people.
+    /// One line for people: α in µs, β as 1/bandwidth and ns per byte, the
+    /// rows, ranks and weighting of the fit, R² and the worst row.
     public var summary: String {
         let bw = cost.bandwidthGBps.isFinite ? String(format: "%.3f GB/s", cost.bandwidthGBps) : "∞"
         return String(format: "α = %.2f µs, β = 1/(%@) = %.3f ns/byte (%.2f Gbit/s); fit on %d rows at %d ranks, %@ least squares, R² = %.4f, worst row %.1f%% off",
@@ -198,7 +199,7 @@ public struct AllreduceBenchRecord: Codable, Sendable {
         do {
             return try read(from: path)
         } catch let error as DecodingError {
-            throw TrainerError.usage("\(flag) \(path) is not an allreduce-bench --json file (\(ScalingStudy.describe(error)))")
+            throw TrainerError.usage("\(flag) \(path) is not an allreduce-bench --json file (\(LoadedRun.describe(error)))")
         } catch {
             throw TrainerError.usage("\(flag) \(path): cannot read it: \(error.localizedDescription)")
         }

@@ -1,19 +1,9 @@
 import Foundation
+import Vocabulary
 
 /// One rank's compute, measured on one rank: what the step costs without
 /// communication, and the bucket plan the trainer would use.
 public struct ComputeProfile: Codable, Equatable, Sendable {
-    /// A gradient bucket: its size and the lowest layer in it (the last one
-    /// backward reaches; its gradient completes the bucket).
-    public struct Bucket: Codable, Equatable, Sendable {
-        public var bytes: Int
-        public var lowestLayer: Int
-        public init(bytes: Int, lowestLayer: Int) {
-            self.bytes = bytes
-            self.lowestLayer = lowestLayer
-        }
-    }
-
     /// Batch per rank the times were measured at.
     public var batchPerRank: Int
     /// Seconds per step: data generation.
@@ -24,7 +14,9 @@ public struct ComputeProfile: Codable, Equatable, Sendable {
     public var layerBackward: [Double]
     /// The optimizer over all parameters (independent of the batch).
     public var optimizer: Double
-    /// Buckets in the order backward completes them.
+    /// The bucket plan, in the order backward completes the buckets; layer
+    /// indices as in `layerBackward`. A bucket's allreduce can start once
+    /// backward has finished its `lowestLayer`.
     public var buckets: [Bucket]
     /// Allreduce during backward (true) or after it.
     public var overlap: Bool
@@ -52,8 +44,11 @@ public struct ComputeProfile: Codable, Equatable, Sendable {
             throw TrainerError.usage("profile: phase and layer times must be finite and ≥ 0")
         }
         guard !buckets.isEmpty else { throw TrainerError.usage("profile: no gradient buckets (a forward-only run?)") }
-        for b in buckets where b.bytes < 0 || b.lowestLayer < 0 || b.lowestLayer >= layerBackward.count {
-            throw TrainerError.usage("profile: bucket with \(b.bytes) bytes names layer \(b.lowestLayer) of \(layerBackward.count)")
+        for b in buckets {
+            guard !b.layers.isEmpty else { throw TrainerError.usage("model: bucket \(b.index) has no layers") }
+            guard b.count >= 0, b.layers.allSatisfy({ $0 >= 0 && $0 < layerBackward.count }) else {
+                throw TrainerError.usage("profile: bucket with \(b.bytes) bytes names layer \(b.lowestLayer) of \(layerBackward.count)")
+            }
         }
     }
 }
@@ -207,19 +202,16 @@ public struct ModelStudy: Sendable {
     /// that scripts/plot.py draws the same plots. One rank per host; phase
     /// columns are the model's; optimizer_s includes the waits, as measured.
     public func csv(model: String, imageSize: Int, mode: String, blasThreads: Int, file: String) -> String {
-        var lines = [ScalingStudy.scalingColumns.joined(separator: ",")]
         func num(_ x: Double) -> String { x.isFinite ? "\(x)" : "" }
-        for r in rows {
-            let fields: [String] = [
+        return CSV.document(header: ScalingStudy.scalingColumns, rows: rows.map { r in
+            [
                 String(r.ranks), String(r.batchPerRank), String(r.globalBatch), String(r.ranks), String(blasThreads),
                 num(r.step), "0", num(r.imagesPerSecond), num(speedup(r)), num(efficiency(r)),
                 num(r.step > 0 ? r.exposed / r.step : 0), num(r.step > 0 ? r.allreduce / r.step : 0), "1",
                 num(r.data), num(r.forward), num(r.backward), num(r.optimizerPhase), num(r.allreduce), num(r.exposed),
                 kind.rawValue, model, String(imageSize), mode, file,
             ]
-            lines.append(fields.map(ScalingStudy.csvField).joined(separator: ","))
-        }
-        return lines.joined(separator: "\n") + "\n"
+        })
     }
 
     /// A Markdown table, one row per rank count.
@@ -232,7 +224,7 @@ public struct ModelStudy: Sendable {
              ms(r.data + r.forward + r.backward + r.update), ms(r.allreduce), ms(r.exposed),
              Text.fixed(r.imagesPerSecond, 1), Text.fixed(speedup(r), 1) + "×", Text.fixed(100 * efficiency(r), 1) + "%"]
         }
-        return ScalingStudy.markdownTable(header, body, leftColumns: 0)
+        return Markdown.table(header, body, leftColumns: 0)
     }
 }
 
@@ -244,7 +236,7 @@ extension ComputeProfile {
         guard r.ranks == 1 else {
             throw TrainerError.usage("model: the profile has \(r.ranks) ranks; it must be a one-rank run (vgg-dp --report FILE without mpirun, or -n 1), so that no communication is in its times")
         }
-        guard r.mode != Mode.forward.rawValue else {
+        guard r.mode != .forward else {
             throw TrainerError.usage("model: the profile is a forward-only run; profile --mode train (or forward-backward)")
         }
         guard let rank = r.perRank.first, rank.stepSeconds.mean > 0 else {
@@ -252,30 +244,21 @@ extension ComputeProfile {
         }
         self = try ComputeProfile.measured(
             batchPerRank: r.batchPerRank, data: rank.data, forward: rank.forward, backwardPhase: rank.backward,
-            optimizer: rank.optimizer, layerNames: r.layers.map(\.name), layerBackward: r.layers.map(\.backwardSeconds),
-            bucketLayers: r.buckets.map(\.layers), bucketBytes: r.buckets.map(\.bytes), overlap: r.overlap)
+            optimizer: rank.optimizer, layerBackward: r.layers.map(\.backwardSeconds), buckets: r.buckets.map(\.bucket),
+            overlap: r.overlap)
     }
 
     /// A profile from measured phase means, per-layer backward times (forward
-    /// order) and buckets given by layer names. The layer times are scaled to
-    /// sum to the backward phase, which also holds what falls between layers.
+    /// order) and the bucket plan (layer indices into those times). The layer
+    /// times are scaled to sum to the backward phase, which also holds what
+    /// falls between layers.
     public static func measured(batchPerRank: Int, data: Double, forward: Double, backwardPhase: Double, optimizer: Double,
-                                layerNames: [String], layerBackward: [Double], bucketLayers: [[String]], bucketBytes: [Int],
-                                overlap: Bool) throws -> ComputeProfile {
-        guard !layerNames.isEmpty, layerNames.count == layerBackward.count else {
+                                layerBackward: [Double], buckets: [Bucket], overlap: Bool) throws -> ComputeProfile {
+        guard !layerBackward.isEmpty else {
             throw TrainerError.usage("model: the profile has no per-layer backward times")
         }
-        guard !bucketLayers.isEmpty, bucketLayers.count == bucketBytes.count else {
+        guard !buckets.isEmpty else {
             throw TrainerError.usage("model: the profile has no bucket plan")
-        }
-        let names = Dictionary(layerNames.enumerated().map { ($0.element, $0.offset) }, uniquingKeysWith: { a, _ in a })
-        let buckets = try zip(bucketLayers, bucketBytes).enumerated().map { b, entry -> Bucket in
-            let indices = try entry.0.map { name -> Int in
-                guard let i = names[name] else { throw TrainerError.usage("model: bucket \(b) names layer \(name), which the profile does not have") }
-                return i
-            }
-            guard let lowest = indices.min() else { throw TrainerError.usage("model: bucket \(b) has no layers") }
-            return Bucket(bytes: entry.1, lowestLayer: lowest)
         }
         let sum = layerBackward.reduce(0, +)
         let layers = sum > 0 ? layerBackward.map { $0 * backwardPhase / sum }
@@ -287,9 +270,9 @@ extension ComputeProfile {
     }
 
     /// The same compute with another bucket plan (layer indices as in the profile).
-    public func with(plan: BucketPlan) -> ComputeProfile {
+    public func with(buckets: [Bucket]) -> ComputeProfile {
         var p = self
-        p.buckets = plan.buckets.compactMap { e in e.layers.min().map { Bucket(bytes: e.bytes, lowestLayer: $0) } }
+        p.buckets = buckets
         return p
     }
 }

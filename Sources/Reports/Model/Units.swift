@@ -1,4 +1,5 @@
 import Foundation
+import Vocabulary
 
 /// Link rates and latencies as people (and tc) write them.
 public enum Units {

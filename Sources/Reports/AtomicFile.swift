@@ -1,0 +1,64 @@
+import Foundation
+import Vocabulary
+
+/// Writes a file so that readers see the old content or the new, never a
+/// part: a temporary file in the same folder, fsync, then rename over.
+public func writeAtomically(_ data: Data, to path: String) throws {
+    try writeAtomically(data, to: path, writer: writeAll)
+}
+
+/// Why `writeAll` stopped.
+struct WriteFailure: Error {
+    var reason: String
+}
+
+/// `writeAtomically` with the function that fills the temporary file given
+/// (tests pass one that fails as a full filesystem does), and the new file's
+/// permission bits when they must be an existing file's. On any failure the
+/// temporary file is removed, `path` is left as it was, and the error is
+/// `TrainerError.failed("cannot write PATH: reason")`.
+func writeAtomically(_ data: Data, to path: String, permissions: mode_t? = nil,
+                     writer: (Int32, Data) throws -> Void) throws {
+    func failed(_ reason: String) -> TrainerError { .failed("cannot write \(path): \(reason)") }
+    let url = URL(fileURLWithPath: path)
+    let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
+    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard fd >= 0 else { throw failed(String(cString: strerror(errno))) }
+    do {
+        if let permissions, fchmod(fd, permissions) != 0 { throw WriteFailure(reason: String(cString: strerror(errno))) }
+        try writer(fd, data)
+        guard fsync(fd) == 0 else { throw WriteFailure(reason: String(cString: strerror(errno))) }
+    } catch let e as WriteFailure {
+        close(fd)
+        unlink(tmp)
+        throw failed(e.reason)
+    } catch {
+        close(fd)
+        unlink(tmp)
+        throw error
+    }
+    close(fd)
+    guard rename(tmp, path) == 0 else {
+        let reason = String(cString: strerror(errno))
+        unlink(tmp)
+        throw failed(reason)
+    }
+}
+
+/// Writes all of `data` to `fd` with POSIX write, going on after short
+/// writes and EINTR; throws `WriteFailure` on any other error (ENOSPC, EIO,
+/// ...) and on a write that makes no progress.
+func writeAll(_ fd: Int32, _ data: Data) throws {
+    let failure: String? = data.withUnsafeBytes { raw -> String? in
+        var offset = 0
+        while offset < raw.count {
+            let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return String(cString: strerror(errno)) }
+            if n == 0 { return "write made no progress" }
+            offset += n
+        }
+        return nil
+    }
+    if let failure { throw WriteFailure(reason: failure) }
+}

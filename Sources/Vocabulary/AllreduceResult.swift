@@ -1,0 +1,27 @@
+/// One row of an allreduce benchmark, as nccl-tests define the columns:
+/// algbw = bytes / time; busbw = algbw · 2(N−1)/N, the bandwidth each link
+/// carries in a ring allreduce, comparable across rank counts. Comm measures
+/// it; `vgg-dp allreduce-bench --json` records it and `vgg-dp model --fit`
+/// reads it back.
+public struct AllreduceResult: Codable, Sendable {
+    public var bytes: Int
+    public var count: Int
+    public var iterations: Int
+    /// Mean over iterations of the slowest rank's time, seconds.
+    public var seconds: Double
+    public var algbwGBps: Double
+    public var busbwGBps: Double
+    /// Whether a final call, on rank-dependent values, summed correctly on every rank.
+    public var correct = true
+
+    public init(bytes: Int, count: Int, iterations: Int, seconds: Double, algbwGBps: Double, busbwGBps: Double,
+                correct: Bool = true) {
+        self.bytes = bytes
+        self.count = count
+        self.iterations = iterations
+        self.seconds = seconds
+        self.algbwGBps = algbwGBps
+        self.busbwGBps = busbwGBps
+        self.correct = correct
+    }
+}
