@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # A simulated cluster on one machine: N hosts as Linux network namespaces,
 # joined by a bridge, with a rate limit (and, where the kernel has netem, a
-# delay) on every host's link; vgg-dp runs on it with one rank per host.
+# delay) on every host's link; vgg-dp runs on it with K ranks per host (default 1).
 #
 #   scripts/cluster.sh up N [--rate R] [--delay D]
-#   scripts/cluster.sh run N [--rate R] [--delay D] [--allreduce ring|default] [--down] -- VGG-DP-ARGS...
+#   scripts/cluster.sh run N [--ranks-per-host K] [--bytes] [--rate R] [--delay D] [--allreduce ring|default] [--down] -- VGG-DP-ARGS...
 #   scripts/cluster.sh down
 #   scripts/cluster.sh status
 #   scripts/cluster.sh check          can this machine make namespaces? (exit 0/1)
@@ -16,11 +16,16 @@
 #               /etc/hosts entries for the host names. The subnet exists only
 #               inside the bridge: namespaces have no default route, so no
 #               traffic can leave it.
-#   run N       as up (hosts beyond N are kept), then one vgg-dp job with one
-#               rank per host: prints the mpirun command (on stderr, "+ ...")
+#   run N       as up (hosts beyond N are kept), then one vgg-dp job with K
+#               ranks per host (default 1): prints the mpirun command (on stderr, "+ ...")
 #               and exits with its status. VGG-DP-ARGS are vgg-dp's, e.g.
 #               `-- --model vgg11 --steps 5` or `-- allreduce-bench`.
 #               --down takes the cluster down afterwards, whatever happened.
+#               --ranks-per-host K: K ranks on every host (N·K in all), host
+#               by host: ranks 0..K-1 on host 1, K..2K-1 on host 2, ...
+#               --bytes: after the job, prints one line "cluster: bytes sent
+#               by each host during the job: ..." from the kernel's counter
+#               of every host's link (eth0 tx_bytes, all traffic included).
 #               --allreduce ring (default) makes OpenMPI use the ring algorithm
 #               in MPI_Allreduce and MPI_Iallreduce (the cost model's ring; the
 #               non-blocking default for in-place sums is a binomial tree that
@@ -291,9 +296,11 @@ agent() {
 
 parse_links() {
     # Sets rate, delay, down_after, rest (after --).
-    rate=10gbit delay=0 down_after=0 allreduce=ring
+    rate=10gbit delay=0 down_after=0 allreduce=ring per_host=1 count_bytes=0
     while [ "$#" -gt 0 ]; do
         case "$1" in
+            --ranks-per-host|--ranks-per-host=*) take_value "$@"; per_host="$value"; shift "$taken" ;;
+            --bytes) count_bytes=1; shift ;;
             --rate|--rate=*) take_value "$@"; rate="$value"; shift "$taken" ;;
             --delay|--delay=*) take_value "$@"; delay="$value"; shift "$taken" ;;
             --down) down_after=1; shift ;;
@@ -312,6 +319,7 @@ run_job() {
     parse_links "$@"
     validate_links "$n" "$rate" "$delay"
     case "$allreduce" in ring|default) ;; *) die "--allreduce must be ring or default, got '$allreduce'" ;; esac
+    positive "$per_host" || die "--ranks-per-host must be a positive integer, got '$per_host'"
     need_root run
     require_bin
     command -v mpirun >/dev/null 2>&1 || fail "mpirun not found: run scripts/setup.sh (installs openmpi-bin)"
@@ -328,14 +336,15 @@ run_job() {
     # (measured: 0.066 vs 0.119 GB/s on 1gbit); see docs/CLUSTER.md.
     local agent_path="$state/agent"
     local hosts=() i
-    for i in $(seq 1 "$n"); do hosts+=("$(host_name "$i")"); done
+    for i in $(seq 1 "$n"); do hosts+=("$(host_name "$i"):$per_host"); done
     local host_list
     host_list="$(IFS=,; echo "${hosts[*]}")"
 
     if [ "$(id -u)" -eq 0 ]; then
         export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
     fi
-    local cmd=(mpirun -n "$n" --host "$host_list" --map-by node --bind-to none
+    local ranks=$((n * per_host))
+    local cmd=(mpirun -n "$ranks" --host "$host_list" --map-by slot --bind-to none
         --mca plm_rsh_agent "$agent_path" --mca plm_rsh_no_tree_spawn 1
         --mca pml ob1 --mca btl "tcp,self" --mca btl_tcp_links 2
         --mca btl_tcp_if_include "$subnet.0/24" --mca oob_tcp_if_include "$subnet.0/24")
@@ -352,7 +361,7 @@ run_job() {
     esac
     local cores
     cores="$(nproc 2>/dev/null || echo 1)"
-    [ "$n" -le "$cores" ] || cmd+=(--mca mpi_yield_when_idle 1)
+    [ "$ranks" -le "$cores" ] || cmd+=(--mca mpi_yield_when_idle 1)
     if [ -n "${MPIRUN_ARGS:-}" ]; then
         local extra
         read -r -a extra <<<"$MPIRUN_ARGS"
@@ -362,9 +371,20 @@ run_job() {
     printf '+' >&2
     printf ' %q' "${cmd[@]}" >&2
     printf '\n' >&2
-    local status=0
+    local status=0 before=()
+    if [ "$count_bytes" -eq 1 ]; then for i in $(seq 1 "$n"); do before+=("$(host_tx_bytes "$i")"); done; fi
     "${cmd[@]}" 9>&- || status=$?
+    if [ "$count_bytes" -eq 1 ]; then
+        local line="cluster: bytes sent by each host during the job:"
+        for i in $(seq 1 "$n"); do line+=" $(host_name "$i") $(( $(host_tx_bytes "$i") - before[i - 1] ))"; done
+        echo "$line"
+    fi
     return "$status"
+}
+
+# Bytes host I has sent on its link so far (the kernel's counter of eth0).
+host_tx_bytes() {
+    ip netns exec "$(host_name "$1")" cat /sys/class/net/eth0/statistics/tx_bytes
 }
 
 # Whether namespaces, veths and a bridge can be made here: exit 0, or 1 with why.

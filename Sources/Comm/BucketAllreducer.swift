@@ -15,7 +15,7 @@ public final class BucketAllreducer {
     public let buckets: [Bucket]
     let group: GradientGroup
     let base: UnsafeMutablePointer<Float>
-    let wire: GradientWire
+    public let wire: GradientWire
     let lock = NSCondition()
     // Ring of submitted bucket indices; capacity = buckets, never reallocated.
     var queue: [Int]

@@ -23,9 +23,9 @@ public final class HostSharedMemory {
     public let segments: [UnsafeMutablePointer<Float>]
     var window: MPI_Win?
 
-    static let pageFloats = 1024
+    public static let pageFloats = 1024
 
-    static func pageRounded(_ floats: Int) -> Int { (floats + pageFloats - 1) / pageFloats * pageFloats }
+    public static func pageRounded(_ floats: Int) -> Int { (floats + pageFloats - 1) / pageFloats * pageFloats }
 
     /// Collective over `host`, whose ranks must share memory (from `World.splitByHost`).
     public init(host: World, sharedFloats: Int, privateFloats: Int) throws {

@@ -11,12 +11,6 @@ public struct StepTimes: Codable, Equatable, Sendable {
     /// Time the compute thread waited for communication.
     public var exposed = 0.0
     public var loss = 0.0
-    /// The first bucket with a NaN or Inf gradient this step, if any (set by
-    /// the trainer, not reported).
-    public var nonfiniteBucket: Int? = nil
-
-    private enum CodingKeys: String, CodingKey { case wall, data, forward, backward, optimizer, allreduce, exposed, loss }
-
     public init() {}
 }
 
@@ -52,6 +46,16 @@ public struct RankTimings: Codable, Equatable, Sendable {
     public var residentAtEnd = 0
     /// Steps whose update was skipped for a non-finite gradient.
     public var skippedSteps = 0
+    /// The largest proportional set size sampled (after the first timed step,
+    /// at the 100th and at the end), bytes.
+    public var peakPssBytes = 0
+    /// Bytes this rank handed per timed step to collectives between ranks
+    /// that do not share memory (the gradient exchange's payload, in its wire type).
+    public var exchangeBytesPerStep = 0
+    /// Memory this rank allocated for the model: its share of the host's
+    /// window (host-shared) and its own (arenas, activations, workspace), bytes.
+    public var sharedBytesPerHost = 0
+    public var privateBytes = 0
 
     public init(steps: [StepTimes], layerMeans: [LayerTimes], bucketMeans: [Double], peakRssBytes: Int,
                 peakGflops: Double, timeline: [Double] = []) {

@@ -45,6 +45,12 @@ public struct RunReport: Encodable, Sendable {
         public var allreduce: Double
         public var exposed: Double
         public var peakRssBytes: Int
+        /// Largest proportional set size sampled: a page shared by n ranks counts 1/n in each.
+        public var peakPssBytes: Int? = nil
+        /// Model memory this rank allocated outside any shared window, bytes.
+        public var privateBytes: Int? = nil
+        /// Bytes per step this rank handed to collectives between ranks that do not share memory.
+        public var exchangeBytesPerStep: Int? = nil
         /// Resident memory at the 100th timed step and at the end (memory must stay flat).
         public var rssAtStep100Bytes: Int? = nil
         public var rssAtEndBytes: Int? = nil
@@ -139,6 +145,12 @@ public struct RunReport: Encodable, Sendable {
     public var skippedSteps: Int? = nil
     /// Why the report is incomplete, when it is.
     public var note: String? = nil
+    /// The exchange that ran (allreduce or host-shared; absent in forward mode and in older reports).
+    public var exchange: ExchangeChoice? = nil
+    /// Bytes of the host's shared window (parameters, momentum) with host-shared.
+    public var sharedBytesPerHost: Int? = nil
+    /// Sum over ranks of `per_rank.peak_pss_bytes`.
+    public var peakPssBytesSum: Int? = nil
 
     /// Every field; the defaults are those of a complete vgg-dp report.
     public init(schema: Int = 1, tool: String = "vgg-dp", complete: Bool = true,
@@ -346,6 +358,9 @@ extension RunReport: Decodable {
         peakShare = try c.decodeIfPresent(Double.self, forKey: .peakShare)
         skippedSteps = try c.decodeIfPresent(Int.self, forKey: .skippedSteps)
         note = try c.decodeIfPresent(String.self, forKey: .note)
+        exchange = try c.decodeIfPresent(ExchangeChoice.self, forKey: .exchange)
+        sharedBytesPerHost = try c.decodeIfPresent(Int.self, forKey: .sharedBytesPerHost)
+        peakPssBytesSum = try c.decodeIfPresent(Int.self, forKey: .peakPssBytesSum)
 
         let layerIndex = Dictionary(layers.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
         var list = try c.nestedUnkeyedContainer(forKey: .buckets)

@@ -6,11 +6,28 @@ import Vocabulary
 /// Saving and resuming training state across the group: rank 0 alone
 /// touches the file, and every rank gets its verdict, so a failed write or a
 /// bad checkpoint stops every rank with the same message instead of leaving
-/// the others waiting in the next collective.
+/// the others waiting in the next collective. With one replica per host,
+/// only one rank per host receives the state, into the host's shared arenas.
 struct Checkpointing {
     let group: World
     let config: TrainConfig
     let watchdog: Watchdog?
+    let replica: HostReplica?
+    /// The ranks that hold a replica of their own: all, or one per host.
+    let holders: World?
+
+    init(group: World, config: TrainConfig, watchdog: Watchdog?, replica: HostReplica?) throws {
+        self.group = group
+        self.config = config
+        self.watchdog = watchdog
+        self.replica = replica
+        if let replica {
+            let leaders = try group.split(color: replica.localRank == 0 ? 0 : 1, key: group.rank)
+            holders = replica.localRank == 0 ? leaders : nil
+        } else {
+            holders = group
+        }
+    }
 
     /// What rank 0 found: the next step, or the message that stops every rank.
     private struct Verdict: Codable {
@@ -50,8 +67,11 @@ struct Checkpointing {
         try share(&verdict, step: 0)
         if group.size > 1 {
             try announced(step: 0) {
-                try group.broadcast(parameters.base, count: parameters.count)
-                try group.broadcast(momentum.base, count: momentum.count)
+                if let holders, holders.size > 1 {
+                    try holders.broadcast(parameters.base, count: parameters.count)
+                    try holders.broadcast(momentum.base, count: momentum.count)
+                }
+                try replica?.memory.synchronize()
             }
         }
         return verdict.nextStep
@@ -74,12 +94,14 @@ struct Checkpointing {
 
 /// Ids of the collectives other than bucket allreduces, for the watchdog.
 enum TrainerCollective: Int {
-    case replicaCheck = 10_000, checkpoint, gather
+    case replicaCheck = 10_000, checkpoint, gather, hostMeeting, acrossHosts
     static func describe(_ id: Int) -> String {
         switch TrainerCollective(rawValue: id) {
         case .replicaCheck: return "the replica checksum comparison"
         case .checkpoint: return "the checkpoint broadcast"
         case .gather: return "the gather of timings at rank 0"
+        case .hostMeeting: return "the host's meeting after backward (host-shared exchange)"
+        case .acrossHosts: return "the allreduce of gradient slices across hosts"
         case nil: return "collective \(id)"
         }
     }

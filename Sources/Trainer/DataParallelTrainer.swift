@@ -22,6 +22,8 @@ public final class DataParallelTrainer {
     let data: SyntheticData
     /// nil in forward mode: nothing to exchange.
     let exchange: GradientExchange?
+    /// The host's shared replica, with --exchange host-shared.
+    let replica: HostReplica?
     /// Turns hangs into errors (multi-rank runs with a timeout).
     let watchdog: Watchdog?
     let recorder: StepRecorder
@@ -31,6 +33,8 @@ public final class DataParallelTrainer {
     public private(set) var startStep = 0
     /// Steps whose update was skipped for a non-finite gradient.
     public private(set) var skippedSteps: [Int] = []
+    /// Steps `run` executed (warm-up included).
+    private(set) var stepsRun = 0
 
     public var globalBatch: Int { config.batchPerRank * group.size }
     public var firstSample: Int { config.batchPerRank * group.rank }
@@ -42,12 +46,19 @@ public final class DataParallelTrainer {
         self.blasThreads = blasThreads
         BLAS.setThreads(blasThreads)
         peakGflops = config.peakProbe ? BLAS.peakGFLOPS(n: 1024, repeats: 3).gflops : 0
+        plan = BucketPlan(spec: config.network, bucketMB: config.bucketMB)
+        replica = try Self.usesHostShared(config, group: group)
+            ? HostReplica(group: group, plan: plan, parameterCount: config.network.parameterCount, withMomentum: config.mode == .train)
+            : nil
         network = try Network(spec: config.network, batch: config.batchPerRank,
                               keepProbability: config.keepProbability, seed: config.seed,
-                              workspaceBudget: config.workspaceFloats, convAlgorithm: config.convAlgorithm)
-        if config.initScheme != .glorot { network.initializeParameters(seed: config.seed, scheme: config.initScheme) }
-        velocity = config.mode == .train ? FloatArena(count: network.parameters.count) : nil
-        plan = BucketPlan(spec: config.network, bucketMB: config.bucketMB)
+                              workspaceBudget: config.workspaceFloats, convAlgorithm: config.convAlgorithm,
+                              storage: replica?.storage)
+        if config.initScheme != .glorot && (replica?.localRank ?? 0) == 0 {
+            network.initializeParameters(seed: config.seed, scheme: config.initScheme)
+        }
+        try replica?.memory.synchronize()  // the host's parameters are written before anyone reads them
+        velocity = replica?.momentum ?? (config.mode == .train ? FloatArena(count: network.parameters.count) : nil)
         data = SyntheticData(seed: config.seed, classes: config.network.classes,
                              imageSize: config.network.imageSize, datasetSize: config.datasetSize)
 
@@ -67,16 +78,25 @@ public final class DataParallelTrainer {
             watchdog = nil
         }
         exchange = config.mode.hasBackward ? try Self.makeExchange(config, group: group, network: network, plan: plan,
-                                                                   velocity: velocity, watchdog: watchdog) : nil
+                                                                   velocity: velocity, replica: replica, watchdog: watchdog) : nil
         recorder = StepRecorder(layers: network.layers.count, buckets: plan.buckets.count, steps: config.steps,
                                 hasBackward: config.mode.hasBackward, keepsTimeline: config.recordTimeline)
         faults = FaultInjector(fault: config.fault, rank: group.rank)
-        checkpoints = Checkpointing(group: group, config: config, watchdog: watchdog)
+        checkpoints = try Checkpointing(group: group, config: config, watchdog: watchdog, replica: replica)
+    }
+
+    /// Whether this configuration runs one replica per host (see `HostReplica.resolve`).
+    public static func usesHostShared(_ config: TrainConfig, group: World) throws -> Bool {
+        try HostReplica.resolve(config.exchange, group: group, mode: config.mode)
     }
 
     /// The exchange this configuration asks for.
     static func makeExchange(_ config: TrainConfig, group: World, network: Network, plan: BucketPlan,
-                             velocity: FloatArena?, watchdog: Watchdog?) throws -> GradientExchange {
+                             velocity: FloatArena?, replica: HostReplica?, watchdog: Watchdog?) throws -> GradientExchange {
+        if let replica {
+            return HostSharedExchange(replica: replica, network: network, plan: plan, config: config, ranks: group.size,
+                                      watchdog: watchdog)
+        }
         let update = BucketUpdate(network: network, velocity: velocity, optimizer: config.optimizer, ranks: group.size,
                                   skipNonfinite: config.skipNonfinite)
         let wait: CommWait = config.commWait == .polling ? .polling(microseconds: config.pollMicroseconds) : .blocking
@@ -90,20 +110,27 @@ public final class DataParallelTrainer {
 
     deinit { exchange?.stop() }
 
+    /// Which exchange runs: allreduce or host-shared (nil in forward mode).
+    public var exchangeKind: ExchangeChoice? {
+        exchange == nil ? nil : replica == nil ? .allreduce : .hostShared
+    }
     /// Where and when gradients travel, for the layout line ("none" in forward mode).
     public var exchangeDescription: String { exchange?.description ?? "none" }
     /// How the communication thread waits ("none" without one), for the report.
     public var commWaitDescription: String { exchange?.waitDescription ?? "none" }
 
-    /// Stops the helper threads; every rank must call it, after the last collective.
+    /// Stops the helper threads and releases the host's shared window; every
+    /// rank must call it, after the last collective and the last read of the
+    /// parameters.
     public func shutdown() {
         exchange?.stop()
         watchdog?.stop()
+        replica?.free()
     }
 
     /// One step: data, forward, objective, backward (the exchange hears of
     /// each layer's gradients as they are final), then the exchange's update.
-    public func step(_ t: Int) throws -> StepTimes {
+    public func step(_ t: Int) throws -> (times: StepTimes, nonfinite: NonfiniteGradient?) {
         var times = StepTimes()
         let context = StepContext(step: t, firstSample: firstSample, globalBatch: globalBatch,
                                   training: config.mode != .forward)
@@ -117,7 +144,7 @@ public final class DataParallelTrainer {
         times.forward = t2 - t1
         guard let exchange else {
             times.wall = t2 - t0
-            return times
+            return (times, nil)
         }
         times.loss = network.loss(config.objective)
         let t3 = Clock.now()
@@ -131,11 +158,11 @@ public final class DataParallelTrainer {
         let t4 = Clock.now()
         times.backward = t4 - t3
 
-        times.nonfiniteBucket = try exchange.finish(step: t, times: &times)
+        let nonfinite = try exchange.finish(step: t, times: &times)
         let t5 = Clock.now()
         times.optimizer = t5 - t4
         times.wall = t5 - t0
-        return times
+        return (times, nonfinite)
     }
 
     /// Compares every rank's parameter checksum; throws naming the ranks
@@ -176,12 +203,12 @@ public final class DataParallelTrainer {
         for i in startStep..<total {
             faults.beforeStep(i)
             let stepStart = Clock.now()
-            let times = try step(i)
+            let (times, nonfinite) = try step(i)
             last = i
-            if let b = times.nonfiniteBucket {
-                let layer = NonfiniteScan.firstBadLayer(plan.buckets[b], network: network, names: config.network.layers.map(\.name))
+            stepsRun += 1
+            if let bad = nonfinite {
                 guard config.skipNonfinite else {
-                    throw TrainerError.failed("non-finite gradient (NaN or Inf) at step \(i) in layer \(layer) (bucket \(b)); loss on rank \(group.rank) was \(times.loss); rerun with --skip-nonfinite to skip such updates")
+                    throw TrainerError.failed("non-finite gradient (NaN or Inf) at step \(i) in layer \(config.network.layers[bad.layer].name) (bucket \(bad.bucket)); loss on rank \(group.rank) was \(times.loss); rerun with --skip-nonfinite to skip such updates")
                 }
                 skippedSteps.append(i)
             }
@@ -199,28 +226,5 @@ public final class DataParallelTrainer {
         }
         recorder.close()
         return try checkReplicas(step: last)
-    }
-
-    /// What this rank measured, for the report.
-    public var timings: RankTimings { recorder.timings(peakGflops: peakGflops, skippedSteps: skippedSteps.count) }
-
-    /// A copy of the records so far (safe to call from the signal queue).
-    public func recordsSnapshot() -> [StepTimes] { recorder.snapshot() }
-
-    /// Every rank's timings, on rank 0 (nil elsewhere).
-    public func gatherTimings() throws -> [RankTimings]? {
-        let mine = timings
-        watchdog?.announce(step: config.warmup + config.steps, id: TrainerCollective.gather.rawValue)
-        defer { watchdog?.completed() }
-        return try group.gather(mine)
-    }
-
-    /// The environment as this rank sees it.
-    public var environment: RunEnvironment {
-        RunEnvironment(hosts: group.hostNames, blasThreads: blasThreads, blasCore: BLAS.coreName, blasConfig: BLAS.config,
-                       openblasCoretype: BLASKernel.choiceNote == nil ? ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] : nil,
-                       blasKernelChoice: BLASKernel.choiceNote,
-                       mpiLibrary: World.libraryVersion, mpiThreadLevel: group.threadLevel.description,
-                       commWait: commWaitDescription)
     }
 }

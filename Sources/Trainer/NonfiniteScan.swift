@@ -22,12 +22,26 @@ enum NonfiniteScan {
         return acc == SIMD8<Float>(repeating: 0) && tail == 0
     }
 
-    /// The first layer of `bucket`, in forward order, whose gradient is not
-    /// finite (all the bucket's layer names when none is alone to blame).
-    static func firstBadLayer(_ bucket: Bucket, network: Network, names: [String]) -> String {
-        for l in bucket.layers.sorted() where !isFinite(network.gradients, network.layers[l].parameterSlice) {
-            return names[l]
+    /// The first layer of `bucket`, in forward order, whose gradient in
+    /// `arena` holds a NaN or Inf; only the part inside `within` is read.
+    static func firstBadLayer(_ bucket: Bucket, in arena: FloatArena, layerSlices: [ArenaSlice],
+                              within: ArenaSlice? = nil) -> Int? {
+        for l in bucket.layers.sorted() {
+            var s = layerSlices[l]
+            if let w = within {
+                let lo = max(s.offset, w.offset), hi = min(s.end, w.end)
+                guard lo < hi else { continue }
+                s = ArenaSlice(offset: lo, count: hi - lo)
+            }
+            if !isFinite(arena, s) { return l }
         }
-        return bucket.layers.map { names[$0] }.joined(separator: "/")
+        return nil
     }
+}
+
+/// A summed gradient that holds a NaN or Inf: the first such bucket (in the
+/// order backward completes them) and its first such layer (forward order).
+public struct NonfiniteGradient: Equatable, Sendable {
+    public var bucket: Int
+    public var layer: Int
 }

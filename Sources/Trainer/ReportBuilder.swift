@@ -28,12 +28,16 @@ extension RunReport {
             func mean(_ f: (StepTimes) -> Double) -> Double {
                 records.isEmpty ? 0 : records.map(f).reduce(0, +) / Double(records.count)
             }
-            ranks.append(Rank(rank: r, host: r < env.hosts.count ? env.hosts[r] : "?", stepSeconds: Summary(records.map(\.wall)),
-                              data: mean(\.data), forward: mean(\.forward), backward: mean(\.backward),
-                              optimizer: mean(\.optimizer), allreduce: mean(\.allreduce), exposed: mean(\.exposed),
-                              peakRssBytes: timings.peakRssBytes,
-                              rssAtStep100Bytes: timings.residentAtStep100 > 0 ? timings.residentAtStep100 : nil,
-                              rssAtEndBytes: timings.residentAtEnd > 0 ? timings.residentAtEnd : nil, steps: records))
+            var rank = Rank(rank: r, host: r < env.hosts.count ? env.hosts[r] : "?", stepSeconds: Summary(records.map(\.wall)),
+                            data: mean(\.data), forward: mean(\.forward), backward: mean(\.backward),
+                            optimizer: mean(\.optimizer), allreduce: mean(\.allreduce), exposed: mean(\.exposed),
+                            peakRssBytes: timings.peakRssBytes,
+                            rssAtStep100Bytes: timings.residentAtStep100 > 0 ? timings.residentAtStep100 : nil,
+                            rssAtEndBytes: timings.residentAtEnd > 0 ? timings.residentAtEnd : nil, steps: records)
+            rank.peakPssBytes = timings.peakPssBytes > 0 ? timings.peakPssBytes : nil
+            rank.privateBytes = timings.privateBytes > 0 ? timings.privateBytes : nil
+            rank.exchangeBytesPerStep = config.mode.hasBackward ? timings.exchangeBytesPerStep : nil
+            ranks.append(rank)
         }
         let slowest = ranks.max { $0.stepSeconds.mean < $1.stepSeconds.mean }!
         let meanOfMeans = ranks.map(\.stepSeconds.mean).reduce(0, +) / Double(ranks.count)
@@ -91,6 +95,11 @@ extension RunReport {
         report.peakGflopsPerRank = peak
         report.skippedSteps = all.first?.skippedSteps
         report.peakShare = peak > 0 ? report.gflopsPerSecondPerRank / peak : nil
+        report.exchange = config.mode.hasBackward ? (config.exchange == .hostShared ? .hostShared : .allreduce) : nil
+        let shared = all.map(\.sharedBytesPerHost).max() ?? 0
+        report.sharedBytesPerHost = shared > 0 ? shared : nil
+        let pss = ranks.compactMap(\.peakPssBytes)
+        report.peakPssBytesSum = pss.count == ranks.count && !pss.isEmpty ? pss.reduce(0, +) : nil
         return report
     }
 }

@@ -23,6 +23,8 @@ final class StepRecorder {
     /// Resident memory at the 100th timed step and at the end, bytes.
     private(set) var residentAtStep100 = 0
     private(set) var residentAtEnd = 0
+    /// The largest proportional set size sampled, bytes.
+    private(set) var peakProportional = 0
     /// Clock time all ranks agree is zero (taken right after a barrier).
     var origin = 0.0
     /// Guards `records` against the signal handler's snapshot.
@@ -71,7 +73,11 @@ final class StepRecorder {
                 layers[l].backwardGemm += network.backwardGemmSeconds[l]
             }
         }
-        if timed + 1 == 100 { residentAtStep100 = currentResidentBytes() }
+        if timed == 0 { peakProportional = max(peakProportional, currentProportionalBytes()) }
+        if timed + 1 == 100 {
+            residentAtStep100 = currentResidentBytes()
+            peakProportional = max(peakProportional, currentProportionalBytes())
+        }
     }
 
     /// One timed step's events (`Timeline.Layout`), relative to `origin`.
@@ -97,6 +103,7 @@ final class StepRecorder {
     /// After the last step: sums become means over the timed steps.
     func close() {
         residentAtEnd = currentResidentBytes()
+        peakProportional = max(peakProportional, currentProportionalBytes())
         let n = Double(max(records.count, 1))
         for l in 0..<layerCount {
             layers[l].forward /= n; layers[l].backward /= n
@@ -120,6 +127,7 @@ final class StepRecorder {
         t.residentAtStep100 = residentAtStep100
         t.residentAtEnd = residentAtEnd
         t.skippedSteps = skippedSteps
+        t.peakPssBytes = peakProportional
         return t
     }
 }

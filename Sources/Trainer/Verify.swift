@@ -31,7 +31,8 @@ public enum Verify {
         let trainer = try DataParallelTrainer(config: config, group: world, blasThreads: blasThreads)
         // run() stops on a replica mismatch; here the mismatch is the finding.
         _ = try? trainer.run()
-        trainer.shutdown()
+        // The trainer's parameters (maybe a host's shared window) stay until shutdown, at the end.
+        defer { trainer.shutdown() }
         let all = try world.allgather(Checksum.of(trainer.network.parameters))
         let agree = all.allSatisfy { $0 == all[0] }
 

@@ -11,6 +11,7 @@ extension CommWaitChoice: ExpressibleByArgument {}
 extension ConvAlgorithm: ExpressibleByArgument {}
 extension GradientDType: ExpressibleByArgument {}
 extension Network.InitScheme: ExpressibleByArgument {}
+extension ExchangeChoice: ExpressibleByArgument {}
 
 /// The network and run options shared by train and verify.
 struct RunOptions: ParsableArguments {
@@ -48,8 +49,15 @@ struct RunOptions: ParsableArguments {
     var weightDecay: Float = 5e-4
     @Option(help: "Gradient bucket size in MiB; 0 = one bucket per layer.")
     var bucketMb: Double = 25
-    @Option(help: "Type gradients travel in: fp32, bf16 or fp16 (16-bit halves the traffic; sums are done in fp32).")
+    @Option(help: "Type gradients travel in between ranks that do not share memory: fp32, bf16 or fp16 (16-bit halves the traffic; each addition of the reduction rounds back to 16 bits).")
     var allreduceDtype: GradientDType = .fp32
+    @Option(help: """
+        How gradients are averaged: allreduce (a replica per rank, MPI_Allreduce), host-shared (one replica per \
+        host in an MPI-3 shared window; each rank reduces and updates a slice; slice owners allreduce across \
+        hosts), or auto: host-shared when every host runs the same number of ranks, two or more, unless \
+        --overlap is given.
+        """)
+    var exchange: ExchangeChoice = .auto
     @Flag(inversion: .prefixedNo, help: """
         Run each bucket's allreduce on a communication thread while backward goes on (--overlap), or after \
         backward (--no-overlap). Default: overlap when the ranks span hosts or this host has a core no rank \
@@ -103,7 +111,8 @@ struct RunOptions: ParsableArguments {
         c.seed = seed
         c.optimizer = SGD(learningRate: lr, momentum: momentum, weightDecay: weightDecay)
         c.bucketMB = bucketMb
-        c.overlap = overlap ?? true  // `resolveOverlap` decides when neither flag was given
+        c.overlap = overlap ?? true  // `resolveExchange` decides when neither flag was given
+        c.exchange = exchange
         c.checkEvery = checkEvery
         c.allreduceDType = allreduceDtype
         c.commWait = commWait
@@ -121,9 +130,23 @@ struct RunOptions: ParsableArguments {
         return c
     }
 
-    /// Sets `config.overlap` from --overlap / --no-overlap, or by
-    /// `TrainConfig.defaultOverlap` for this job's layout.
-    func resolveOverlap(_ config: inout TrainConfig, world: World, threads: Int) {
+    /// Settles the exchange for this job's layout: an explicit --overlap asks
+    /// for the allreduce exchange (auto then picks it); host-shared runs after
+    /// backward; otherwise `config.overlap` comes from --overlap / --no-overlap
+    /// or `TrainConfig.defaultOverlap`.
+    func resolveExchange(_ config: inout TrainConfig, world: World, threads: Int) throws {
+        if overlap == true {
+            guard config.exchange != .hostShared else {
+                throw TrainerError.usage("--overlap overlaps an allreduce with backward: it needs --exchange allreduce (or auto), not host-shared, which exchanges after backward")
+            }
+            config.exchange = .allreduce
+        }
+        if try DataParallelTrainer.usesHostShared(config, group: world) {
+            config.exchange = .hostShared
+            config.overlap = false
+            return
+        }
+        if config.mode.hasBackward && world.size > 1 { config.exchange = .allreduce }
         config.overlap = overlap ?? TrainConfig.defaultOverlap(
             hosts: Set(world.hostNames).count, ranksOnHost: world.localSize, threadsPerRank: threads,
             cores: ProcessInfo.processInfo.activeProcessorCount)

@@ -34,7 +34,7 @@ struct Train: ParsableCommand {
                 if let dir = config.resumeDir { try checkFolder(dir, flag: "--resume", writable: false) }
             }
             let threads = blasThreads(requested: options.threads, world: world)
-            options.resolveOverlap(&config, world: world, threads: threads)
+            try options.resolveExchange(&config, world: world, threads: threads)
             let plan = BucketPlan(spec: config.network, bucketMB: config.bucketMB)
             if world.isRoot {
                 printOut(layout(config, world: world, threads: threads, plan: plan))
@@ -95,6 +95,7 @@ struct Train: ParsableCommand {
         if let r = result.perRank.first, let a = r.rssAtStep100Bytes, let b = r.rssAtEndBytes {
             printOut("resident memory, rank 0: \(a / 1_048_576) MiB at step 100, \(b / 1_048_576) MiB at the end")
         }
+        if let line = memoryLine(result) { printOut(line) }
         if let path = report {
             try result.write(to: path)
             printOut("report: \(path)")
@@ -113,6 +114,18 @@ struct Train: ParsableCommand {
         }
     }
 
+    /// "memory: exchange host-shared, 1,106 MiB shared per host; per rank ..." (MiB = 2^20 bytes).
+    func memoryLine(_ r: RunReport) -> String? {
+        guard let first = r.perRank.first, let own = first.privateBytes else { return nil }
+        let mib = { (b: Int) in Text.fixed(Double(b) / 1_048_576, 1) }
+        var parts = ["memory: exchange \(r.exchange?.rawValue ?? "none")"]
+        if let s = r.sharedBytesPerHost { parts.append("\(mib(s)) MiB shared per host") }
+        parts.append("rank 0 allocated \(mib(own)) MiB of its own")
+        if let pss = r.peakPssBytesSum { parts.append("peak PSS summed over ranks \(mib(pss)) MiB") }
+        if let sent = first.exchangeBytesPerStep { parts.append("rank 0 sent \(mib(sent)) MiB per step to ranks outside its memory") }
+        return parts.joined(separator: "; ")
+    }
+
     /// "auto (im2col ×1, winograd4x4 ×12)".
     func convSummary(_ c: TrainConfig) -> String {
         var counts: [String: Int] = [:]
@@ -121,6 +134,16 @@ struct Train: ParsableCommand {
         }
         let parts = counts.keys.sorted().map { "\($0) ×\(counts[$0]!)" }.joined(separator: ", ")
         return "\(c.convAlgorithm.rawValue) (\(parts))"
+    }
+
+    /// "overlapped with backward, gradients sent as bf16", or the host-shared equivalent.
+    func exchangeSummary(_ c: TrainConfig, world: World) -> String {
+        guard c.exchange == .hostShared else {
+            return "\(c.overlap ? "overlapped with backward" : "after backward"), gradients sent as \(c.allreduceDType.rawValue)"
+        }
+        let hosts = Set(world.hostNames).count
+        return "exchange host-shared after backward: one replica per host, \(world.size / hosts) ranks per host"
+            + (hosts > 1 ? ", gradients sent between hosts as \(c.allreduceDType.rawValue)" : "")
     }
 
     func layout(_ c: TrainConfig, world: World, threads: Int, plan: BucketPlan) -> String {
@@ -136,7 +159,7 @@ struct Train: ParsableCommand {
         (OpenBLAS \(BLAS.coreName)\(BLASKernel.choiceNote.map { ", \($0)" } ?? "")); \(world.threadLevel); \(World.libraryVersion)
         batch: \(c.batchPerRank) per rank, global \(c.batchPerRank * world.size); warm-up \(c.warmup), timed steps \(c.steps); \
         convolutions: \(convSummary(c))
-        buckets: \(plan.buckets.count) (target \(c.bucketMB) MiB, \(c.overlap ? "overlapped with backward" : "after backward"), gradients sent as \(c.allreduceDType.rawValue)), MiB: \(sizes)
+        buckets: \(plan.buckets.count) (target \(c.bucketMB) MiB, \(exchangeSummary(c, world: world))), MiB: \(sizes)
         """
     }
 }

@@ -16,7 +16,7 @@ struct Verify: ParsableCommand {
             var config = try options.config(ranks: world.size)
             config.mode = .train
             let threads = blasThreads(requested: options.threads, world: world)
-            options.resolveOverlap(&config, world: world, threads: threads)
+            try options.resolveExchange(&config, world: world, threads: threads)
             let r = try Trainer.Verify.run(config: config, world: world, blasThreads: threads, tolerance: tolerance)
             if world.isRoot {
                 printOut("""

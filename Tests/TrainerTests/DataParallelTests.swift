@@ -32,7 +32,7 @@ final class DataParallelTests: XCTestCase {
     }
 
     func testEquivalenceHoldsWithoutOverlapAndWithPerLayerBuckets() throws {
-        for extra in [["--no-overlap"], ["--overlap", "--bucket-mb", "0"], ["--overlap", "--bucket-mb", "0.05"]] {
+        for extra in [["--exchange", "allreduce", "--no-overlap"], ["--overlap", "--bucket-mb", "0"], ["--overlap", "--bucket-mb", "0.05"]] {
             let r = try Launcher.run(["verify"] + tiny + ["--batch-size", "2", "--warmup", "0", "--steps", "3"] + extra, ranks: 2)
             XCTAssertEqual(r.status, 0, "\(extra): \(r.all)")
             XCTAssertTrue(r.stdout.contains("PASS"), r.all)
@@ -43,7 +43,7 @@ final class DataParallelTests: XCTestCase {
         let folder = Launcher.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         var checksums: [String] = []
-        for (i, extra) in [["--overlap"], ["--no-overlap"], ["--overlap"]].enumerated() {
+        for (i, extra) in [["--overlap"], ["--exchange", "allreduce", "--no-overlap"], ["--overlap"]].enumerated() {
             let path = folder.appendingPathComponent("run\(i).json").path
             let r = try Launcher.run(tiny + ["--batch-size", "2", "--warmup", "1", "--steps", "4", "--bucket-mb", "0.1",
                                              "--report", path] + extra, ranks: 2)
@@ -129,7 +129,7 @@ final class SixteenBitGradientTests: XCTestCase {
             let path = folder.appendingPathComponent("\(dtype).json").path
             let r = try Launcher.run(Launcher.tiny + ["--batch-size", "4", "--warmup", "0", "--steps", "150", "--dataset-size", "16",
                                                       "--init-scheme", "he", "--lr", "0.01", "--no-peak-probe",
-                                                      "--allreduce-dtype", dtype, "--report", path], ranks: 2)
+                                                      "--allreduce-dtype", dtype, "--exchange", "allreduce", "--report", path], ranks: 2)
             XCTAssertEqual(r.status, 0, r.all)
             XCTAssertTrue(r.stdout.contains("gradients sent as \(dtype)"), r.all)
             XCTAssertTrue(r.stdout.contains("identical on all 2 rank(s)"), r.all)

@@ -80,7 +80,7 @@ final class GradientExchangeTests: XCTestCase {
     }
 
     /// One step as the trainer drives it: layers ready from the last to the first.
-    func step(_ e: GradientExchange, _ s: Setup) throws -> Int? {
+    func step(_ e: GradientExchange, _ s: Setup) throws -> NonfiniteGradient? {
         e.beginStep(0)
         for l in stride(from: s.network.layers.count - 1, through: 0, by: -1) where s.network.layers[l].parameterSlice.count > 0 {
             e.layerReady(l)
@@ -147,7 +147,7 @@ final class GradientExchangeTests: XCTestCase {
             let group = FakeGroup(size: 2, base: s.network.gradients.base)
             let bad = try step(try exchange(kind, s, group: group, skipNonfinite: true), s)
             // Layer 0's weights hold index 5: the bucket with the lowest layer, the last one.
-            XCTAssertEqual(bad, s.plan.buckets.count - 1, kind)
+            XCTAssertEqual(bad, NonfiniteGradient(bucket: s.plan.buckets.count - 1, layer: 0), kind)
             XCTAssertEqual(parameters(s), before, "\(kind): a skipped step changes no parameter")
             XCTAssertEqual(group.calls.count, s.plan.buckets.count, "\(kind): every bucket still travels")
         }

@@ -18,14 +18,16 @@ public protocol GradientExchange: AnyObject {
     /// Per bucket, the last step's allreduce start and end (Clock seconds; 0 when none ran).
     var bucketStart: [Double] { get }
     var bucketEnd: [Double] { get }
+    /// Bytes handed so far to collectives between ranks that do not share memory.
+    var bytesSent: Int { get }
 
     func beginStep(_ step: Int)
     /// Layer `layer`'s weight and bias gradients are final.
     func layerReady(_ layer: Int)
     /// After backward: completes the exchange and the update. Sets
-    /// `times.allreduce` and `times.exposed`; returns the first bucket whose
-    /// summed gradient holds a NaN or Inf, if any.
-    func finish(step: Int, times: inout StepTimes) throws -> Int?
+    /// `times.allreduce` and `times.exposed`; says where a summed gradient
+    /// holds a NaN or Inf, if one does (the same on every rank).
+    func finish(step: Int, times: inout StepTimes) throws -> NonfiniteGradient?
     /// Stops helper threads; call after the last step.
     func stop()
 }
@@ -39,16 +41,18 @@ public protocol GradientExchange: AnyObject {
 struct BucketUpdate {
     let parameters: FloatArena
     let gradients: FloatArena
+    let layerSlices: [ArenaSlice]
     /// Momentum; nil when the mode has no update (forward-backward).
     let velocity: FloatArena?
     let optimizer: SGD
     let scale: Float
     let applyAsTheyArrive: Bool
-    private(set) var nonfinite: Int?
+    private(set) var nonfinite: NonfiniteGradient?
 
     init(network: Network, velocity: FloatArena?, optimizer: SGD, ranks: Int, skipNonfinite: Bool) {
         parameters = network.parameters
         gradients = network.gradients
+        layerSlices = network.layers.map(\.parameterSlice)
         self.velocity = velocity
         self.optimizer = optimizer
         scale = 1 / Float(ranks)
@@ -59,15 +63,18 @@ struct BucketUpdate {
 
     /// Bucket b's summed gradient is in place.
     mutating func arrived(_ b: Bucket) {
-        if nonfinite == nil && !NonfiniteScan.isFinite(gradients, b.slice) { nonfinite = b.index }
+        if nonfinite == nil && !NonfiniteScan.isFinite(gradients, b.slice) {
+            let layer = NonfiniteScan.firstBadLayer(b, in: gradients, layerSlices: layerSlices) ?? b.lowestLayer
+            nonfinite = NonfiniteGradient(bucket: b.index, layer: layer)
+        }
         if applyAsTheyArrive && nonfinite == nil, let v = velocity {
             optimizer.step(parameters: parameters, gradients: gradients, velocity: v, slice: b.slice, gradientScale: scale)
         }
     }
 
     /// After every bucket arrived: the deferred update, when no bucket was bad.
-    func finish(_ buckets: [Bucket]) -> Int? {
-        if let b = nonfinite { return b }
+    func finish(_ buckets: [Bucket]) -> NonfiniteGradient? {
+        if let bad = nonfinite { return bad }
         if !applyAsTheyArrive, let v = velocity {
             for b in buckets {
                 optimizer.step(parameters: parameters, gradients: gradients, velocity: v, slice: b.slice, gradientScale: scale)

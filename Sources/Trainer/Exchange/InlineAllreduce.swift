@@ -34,6 +34,7 @@ final class InlineAllreduce: GradientExchange {
         group.size > 1 ? "MPI_Allreduce on the compute thread, after backward" : "none (one rank)"
     }
     var waitDescription: String { "none" }
+    var bytesSent: Int { wire.bytesSent }
 
     func beginStep(_ step: Int) {
         for b in buckets.indices { bucketStart[b] = 0; bucketEnd[b] = 0 }
@@ -42,7 +43,7 @@ final class InlineAllreduce: GradientExchange {
 
     func layerReady(_ layer: Int) {}
 
-    func finish(step: Int, times: inout StepTimes) throws -> Int? {
+    func finish(step: Int, times: inout StepTimes) throws -> NonfiniteGradient? {
         for b in buckets {
             if group.size > 1 {
                 let c0 = Clock.now()

@@ -25,6 +25,7 @@ final class OverlappedAllreduce: GradientExchange {
 
     var description: String { allreducer.waitMode.description }
     var waitDescription: String { allreducer.waitMode.description }
+    var bytesSent: Int { allreducer.wire.bytesSent }
     var bucketStart: [Double] { allreducer.startTimes }
     var bucketEnd: [Double] { allreducer.endTimes }
 
@@ -38,7 +39,7 @@ final class OverlappedAllreduce: GradientExchange {
         if let b = countdown.layerReady(layer) { allreducer.submit(b) }
     }
 
-    func finish(step: Int, times: inout StepTimes) throws -> Int? {
+    func finish(step: Int, times: inout StepTimes) throws -> NonfiniteGradient? {
         for b in buckets {
             try allreducer.wait(b.index)
             update.arrived(b)

@@ -1,0 +1,141 @@
+import Comm
+import Reports
+import VGGEngine
+import Vocabulary
+
+/// The exchange for one replica per host (`HostReplica`), after backward:
+/// 1. the host's ranks meet (every local gradient is final);
+/// 2. each rank sums its slice over the host's gradient arenas; on one host
+///    it applies SGD in the same pass (`SGD.stepSumming`); across hosts it
+///    writes the sum into its own arena, allreduces that slice with the
+///    slice's owners on the other hosts, then applies SGD to the slice;
+/// 3. the host's ranks meet again: the shared parameters are whole for the
+///    next forward, and every rank reads every slice's NaN/Inf verdict.
+/// With --skip-nonfinite the update waits until every verdict is known.
+/// Every host applies the same sums in the same order, so every host's
+/// replica is bitwise the same.
+final class HostSharedExchange: GradientExchange {
+    let replica: HostReplica
+    let network: Network
+    let buckets: [Bucket]
+    /// nil without an update (forward-backward mode).
+    let optimizer: SGD?
+    let scale: Float
+    let skipNonfinite: Bool
+    let wire: GradientWire
+    let wait: CommWait
+    let watchdog: Watchdog?
+    /// This rank's slice cut by the buckets, in bucket order, for the NaN/Inf verdict.
+    let pieces: [(bucket: Int, range: ArenaSlice)]
+    let layerSlices: [ArenaSlice]
+    /// No per-bucket allreduce runs: all zero.
+    let bucketStart: [Double]
+    let bucketEnd: [Double]
+
+    init(replica: HostReplica, network: Network, plan: BucketPlan, config: TrainConfig, ranks: Int, watchdog: Watchdog?) {
+        self.replica = replica
+        self.network = network
+        buckets = plan.buckets
+        optimizer = config.mode == .train ? config.optimizer : nil
+        scale = 1 / Float(ranks)
+        skipNonfinite = config.skipNonfinite
+        wire = GradientWire(dtype: replica.across == nil ? .fp32 : config.allreduceDType, capacity: replica.slice.count)
+        wait = config.commWait == .polling ? .polling(microseconds: config.pollMicroseconds) : .blocking
+        self.watchdog = watchdog
+        let mine = replica.slice
+        pieces = plan.buckets.compactMap { b in
+            let lo = max(b.offset, mine.offset), hi = min(b.end, mine.end)
+            return lo < hi ? (b.index, ArenaSlice(offset: lo, count: hi - lo)) : nil
+        }
+        layerSlices = network.layers.map(\.parameterSlice)
+        bucketStart = Array(repeating: 0, count: plan.buckets.count)
+        bucketEnd = bucketStart
+    }
+
+    var description: String {
+        let h = replica.host.size
+        let across = replica.across.map { " across \($0.size) hosts the owners of a slice allreduce it (\(wire.dtype.rawValue)) before the update;" } ?? ""
+        return "host-shared: one replica per host in an MPI-3 shared window; after backward each of the host's \(h) ranks "
+            + "sums its slice of the gradients and updates it;\(across) no gradient is copied within a host"
+    }
+    var waitDescription: String { "none" }
+    var bytesSent: Int { wire.bytesSent }
+
+    func beginStep(_ step: Int) {}
+    func layerReady(_ layer: Int) {}
+
+    func finish(step: Int, times: inout StepTimes) throws -> NonfiniteGradient? {
+        let t0 = Clock.now()
+        try meet(step)
+        let t1 = Clock.now()
+        let r = replica, slice = r.slice, mine = r.gradients
+        var bad: NonfiniteGradient? = nil
+        if r.across == nil, let sgd = optimizer, let v = r.momentum, !skipNonfinite {
+            let finite = sgd.stepSumming(r.gradientArenas, parameters: r.parameters.base, velocity: v.base,
+                                         range: slice, gradientScale: scale)
+            if !finite {
+                // Only to name the bucket: the sums, again, into this rank's own slice.
+                SGD.sum(r.gradientArenas, into: mine.base, range: slice)
+                bad = firstBadBucket()
+            }
+            times.allreduce = Clock.now() - t1
+        } else {
+            SGD.sum(r.gradientArenas, into: mine.base, range: slice)
+            if let across = r.across {
+                watchdog?.announce(step: step, id: TrainerCollective.acrossHosts.rawValue)
+                try across.allreduceSum(mine.base + slice.offset, count: slice.count, wire: wire, wait: wait)
+                watchdog?.completed()
+            }
+            times.allreduce = Clock.now() - t1
+            bad = firstBadBucket()
+            if skipNonfinite {
+                publish(bad)
+                try meet(step)
+                if worstVerdict() == nil { update() }
+            } else {
+                update()
+            }
+        }
+        publish(bad)
+        try meet(step)
+        times.exposed = (t1 - t0) + times.allreduce
+        return worstVerdict()
+    }
+
+    /// SGD on this rank's slice, from the summed gradient in its own arena.
+    private func update() {
+        guard let sgd = optimizer, let v = replica.momentum else { return }
+        sgd.step(parameters: replica.parameters, gradients: replica.gradients, velocity: v,
+                 slice: replica.slice, gradientScale: scale)
+    }
+
+    private func meet(_ step: Int) throws {
+        watchdog?.announce(step: step, id: TrainerCollective.hostMeeting.rawValue)
+        try replica.memory.synchronize()
+        watchdog?.completed()
+    }
+
+    /// Where this rank's slice of the summed gradient holds a NaN or Inf, if it does.
+    private func firstBadBucket() -> NonfiniteGradient? {
+        guard let piece = pieces.first(where: { !NonfiniteScan.isFinite(replica.gradients, $0.range) }) else { return nil }
+        let layer = NonfiniteScan.firstBadLayer(buckets[piece.bucket], in: replica.gradients, layerSlices: layerSlices,
+                                                within: replica.slice) ?? buckets[piece.bucket].lowestLayer
+        return NonfiniteGradient(bucket: piece.bucket, layer: layer)
+    }
+
+    private func publish(_ bad: NonfiniteGradient?) {
+        replica.verdicts[2 * replica.localRank] = Float(bad?.bucket ?? -1)
+        replica.verdicts[2 * replica.localRank + 1] = Float(bad?.layer ?? -1)
+    }
+
+    /// The first bad bucket any local rank found, and its first bad layer
+    /// (the same on every host: every host holds the same sums).
+    private func worstVerdict() -> NonfiniteGradient? {
+        (0..<replica.host.size).compactMap { r -> NonfiniteGradient? in
+            let b = Int(replica.verdicts[2 * r]), l = Int(replica.verdicts[2 * r + 1])
+            return b >= 0 ? NonfiniteGradient(bucket: b, layer: l) : nil
+        }.min { ($0.bucket, $0.layer) < ($1.bucket, $1.layer) }
+    }
+
+    func stop() {}
+}

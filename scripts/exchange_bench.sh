@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The exchange benchmarks (issue: one replica per host), one run after
+# another under /tmp/bench.lock: VGG-16 at 224, train, batch 4 per rank,
+# 1 BLAS thread per rank:
+#   E1 weak scaling on one host: 1 rank; 2 ranks with --exchange allreduce;
+#      2 ranks with --exchange host-shared;
+#   E2 the main job's layout, 4 ranks: allreduce against host-shared;
+#   E3 (with --cluster) 2 simulated hosts x 2 ranks at 1 Gbit/s, allreduce
+#      against host-shared, with the bytes each host's link carried.
+# "after bwd" is the optimizer column: everything after backward (exchange
+# and update). PSS is summed over the ranks. Reports and logs go to OUT
+# (default runs/exchange-<time>). OPENBLAS_CORETYPE is left as set; every
+# report records the kernel that ran.
+#
+#   scripts/exchange_bench.sh [--steps N] [--cluster] [OUT]
+#
+# Environment:
+#   VGGDP_BIN    the binary (default <repo>/.build/release/vgg-dp)
+#   VGGDP_LOCK   lock file held for the whole set (default /tmp/bench.lock; empty: no lock)
+set -euo pipefail
+script=exchange_bench.sh
+# shellcheck source=scripts/lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+steps=6
+cluster=0
+out=""
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        -h|--help) usage; exit 0 ;;
+        --steps|--steps=*) take_value "$@"; steps=$value; shift "$taken" ;;
+        --cluster) cluster=1; shift ;;
+        -*) unknown_option "$1" ;;
+        *) [ -z "$out" ] || die "takes one OUT folder (see --help)"; out=$1; shift ;;
+    esac
+done
+positive "$steps" || die "--steps must be a positive integer, got '$steps'"
+cd "$repo_root"
+vggdp_bin
+require_bin
+B=$bin
+O=${out:-runs/exchange-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$O"
+hold_lock
+A="train --model vgg16 --image-size 224 --batch-size 4 --threads 1 --warmup 2 --steps $steps"
+summ() {
+  "$B" summary "$O/$1.json" --field ranks,exchange,step_seconds.median,images_per_second,per_rank.forward,per_rank.backward,per_rank.optimizer,exposed_seconds_per_step,peak_rss_bytes,peak_pss_bytes_sum,per_rank.exchange_bytes_per_step |
+    awk -F '\t' -v t="$1" '{ printf "%-14s ranks %d %-11s step median %.3f s  img/s %.3f  fwd %.3f bwd %.3f after bwd %.3f exposed %.3f  rss(max) %d MiB  pss(sum) %s MiB  sent/rank/step %.1f MB\n", t, $1, ($2 == "" ? "-" : $2), $3, $4, $5, $6, $7, $8, int($9 / 1048576), ($10 == "" ? "-" : int($10 / 1048576)), $11 / 1e6 }'
+}
+run() { local name=$1 n=$2; shift 2; bash scripts/launch.sh -n "$n" -- $A --report "$O/$name.json" "$@" > "$O/$name.txt" 2>&1 || { echo "$name failed:"; tail -5 "$O/$name.txt"; return 1; }; summ "$name"; }
+grep -m1 'model name' /proc/cpuinfo | sed 's/^.*: /cpu: /'
+echo "== E1 weak scaling, one host"
+run w1 1
+run w2_allreduce 2 --exchange allreduce
+run w2_hostshared 2 --exchange host-shared
+echo "== E2 the main job's layout: 4 ranks x batch 4"
+run m4_allreduce 4 --exchange allreduce
+run m4_hostshared 4 --exchange host-shared
+if [ "$cluster" -eq 1 ]; then
+    echo "== E3 2 simulated hosts x 2 ranks, 1 Gbit/s"
+    for ex in allreduce host-shared; do
+        VGGDP_BIN=$(realpath "$B") bash scripts/cluster.sh run 2 --ranks-per-host 2 --rate 1gbit --bytes -- $A --exchange $ex \
+            --report "$O/c_$ex.json" > "$O/c_$ex.txt" 2>&1 || { echo "c_$ex failed:"; tail -5 "$O/c_$ex.txt"; }
+        summ "c_$ex"; grep -E '^cluster: ' "$O/c_$ex.txt" || true
+    done
+    bash scripts/cluster.sh down > /dev/null 2>&1
+fi
+echo "reports: $O"
