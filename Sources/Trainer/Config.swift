@@ -23,14 +23,13 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// network moves the bytes (ranks on several hosts) or a core is idle for
     /// the communication thread. On one host with every core computing, a
     /// shared-memory allreduce is copies and sums on the busy cores: beside
-    /// backward it slows backward by more than it hides. Measured on 2 cores,
-    /// VGG-16 train, median step: 2 ranks × 1 thread at batch 16 per rank
-    /// 8.22 s without overlap against 8.47 s with; global batch 8, 2.50 s
-    /// against 2.56 s; 4 ranks (oversubscribed) 3.69 s against 4.00 s.
+    /// backward it slows backward by more than it hides (the measurements are
+    /// in docs/ARCHITECTURE.md, "Figures behind the defaults").
     public static func defaultOverlap(hosts: Int, ranksOnHost: Int, threadsPerRank: Int, cores: Int) -> Bool {
         hosts > 1 || ranksOnHost * threadsPerRank < cores
     }
-    /// The type gradients travel in (summed in fp32 either way).
+    /// The type gradients travel in between ranks that do not share memory;
+    /// with 16 bits each addition of the reduction rounds back to 16 bits.
     public var allreduceDType: GradientDType = .fp32
     /// How the communication thread waits for an allreduce.
     public var commWait: CommWaitChoice = .blocking
