@@ -298,6 +298,19 @@ wait_for() {
     return 1
 }
 
+# Starts daemon "$@" with only stdin, stdout and stderr open: a daemon that
+# kept a descriptor it inherited (the caller's pipe, or a socket a parent
+# process watches for the end of its child) would keep the caller waiting.
+spawn() {
+    (
+        for fd in /proc/"$BASHPID"/fd/*; do
+            fd="${fd##*/}"
+            if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
+        done
+        exec "$@" </dev/null >>"$dir/log/daemons.out" 2>&1
+    )
+}
+
 node_idle() { [ "$(sinfo -h -N -o '%T' 2>/dev/null | head -n 1)" = idle ]; }
 
 start_failed() {
@@ -339,16 +352,15 @@ bring_up() {
         dd if=/dev/urandom of="$munge_dir/munge.key" bs=1024 count=1 status=none
     fi
     chmod 400 "$munge_dir/munge.key"
-    munged --socket="$socket" --key-file="$munge_dir/munge.key" --pid-file="$(pid_file munged)" \
-        --log-file="$munge_dir/munged.log" --seed-file="$munge_dir/munged.seed" \
-        </dev/null >>"$dir/log/daemons.out" 2>&1 || start_failed "munged did not start"
+    spawn munged --socket="$socket" --key-file="$munge_dir/munge.key" --pid-file="$(pid_file munged)" \
+        --log-file="$munge_dir/munged.log" --seed-file="$munge_dir/munged.seed" || start_failed "munged did not start"
     wait_for 10 sh -c "munge -n --socket='$socket' | unmunge --socket='$socket'" \
         || start_failed "munged does not answer on $socket"
 
     write_config
-    slurmctld -f "$conf" </dev/null >>"$dir/log/daemons.out" 2>&1 || start_failed "slurmctld did not start"
+    spawn slurmctld -f "$conf" || start_failed "slurmctld did not start"
     wait_for 30 sh -c "scontrol ping | grep -q UP" || start_failed "slurmctld does not answer (scontrol ping)"
-    slurmd -f "$conf" </dev/null >>"$dir/log/daemons.out" 2>&1 || start_failed "slurmd did not start"
+    spawn slurmd -f "$conf" || start_failed "slurmd did not start"
     wait_for 60 node_idle || start_failed "the node did not become idle: $(sinfo -h -N -o '%N %T %E' 2>&1 | head -n 1)"
 
     say "up: $(sinfo -h -N -o 'node %N, %c CPU(s), %m MB, partition %P, %T' | head -n 1)"
