@@ -364,7 +364,7 @@ bring_up() {
     wait_for 60 node_idle || start_failed "the node did not become idle: $(sinfo -h -N -o '%N %T %E' 2>&1 | head -n 1)"
 
     say "up: $(sinfo -h -N -o 'node %N, %c CPU(s), %m MB, partition %P, %T' | head -n 1)"
-    say "MPI plugins: $(srun --mpi=list 2>&1 | tr -s ' \t\n' ' ')"
+    say "MPI plugins: $(srun --mpi=list 2>&1 | tr -s ' \t\n' ' ' | sed 's/ $//')"
     say "SLURM_CONF=$conf"
 }
 
