@@ -144,7 +144,7 @@ installed() {
 }
 
 # System daemons (not this script's): pids of munged, slurmctld, slurmd.
-system_daemons() { pgrep -x 'munged|slurmctld|slurmd' 2>/dev/null | sort -n || true; }
+system_daemons() { pgrep -x 'munged|slurmctld|slurmd' 2>/dev/null | sort || true; }
 
 versions() {
     say "Debian packages: slurm-wlm $(dpkg-query -W -f='${Version}' slurm-wlm 2>/dev/null), munge $(dpkg-query -W -f='${Version}' munge 2>/dev/null); $(slurmctld -V 2>/dev/null | head -n 1) (slurmctld -V), $(munged --version 2>/dev/null | head -n 1) (munged --version)"
@@ -210,6 +210,18 @@ install_packages() {
         stop_pids 10 $(comm -13 <(echo "$before") <(system_daemons) | grep . || true)
     else
         say "no system munged, slurmctld or slurmd was started by the install"
+    fi
+    # Debian's packages enable their services for the next boot (rc links,
+    # systemd wants); say so, and what that means.
+    local enabled=() svc
+    for svc in munge slurmctld slurmd; do
+        if compgen -G "/etc/rc[2-5].d/S[0-9][0-9]$svc" >/dev/null \
+            || [ -e "/etc/systemd/system/multi-user.target.wants/$svc.service" ]; then
+            enabled+=("$svc")
+        fi
+    done
+    if [ "${#enabled[@]}" -gt 0 ]; then
+        say "the packages enabled the system service(s) ${enabled[*]} for the next boot (Debian's default; slurmctld and slurmd start only with /etc/slurm/slurm.conf, which this script never writes)"
     fi
     versions
 }
