@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up a Debian 12 machine to build and run vgg-dp.
 #
-#   scripts/setup.sh [--no-build]
+#   scripts/setup.sh [--no-build] [--slurm]
 #   scripts/setup.sh --undo-mpi-config
 #
 # Idempotent and safe to run as root with no TTY. It:
@@ -15,7 +15,11 @@
 #   3. makes sure the `python3` on PATH (possibly a pyenv python, not the
 #      system one) can import matplotlib, pip-installing it if needed;
 #   4. checks that Swift is on PATH (adding /opt/swift/usr/bin when present);
-#   5. runs `swift build -c release`, unless --no-build is given.
+#   5. runs `swift build -c release`, unless --no-build is given;
+#   6. with --slurm (after step 2), installs slurm-wlm and munge for the
+#      Slurm test (scripts/slurm/local-cluster.sh install: apt-get update and
+#      install, starting no system service; nothing when they are installed;
+#      a warning, not an error, when they cannot be installed: the test skips).
 #
 #   --undo-mpi-config   removes step 2's lines from $HOME/.openmpi/mca-params.conf
 #                       (the file too, if nothing else is left in it) and exits
@@ -32,9 +36,11 @@ say_prefix="==> "
 
 build=1
 undo_mpi=0
+slurm=0
 for arg in "$@"; do
     case "$arg" in
         --no-build) build=0 ;;
+        --slurm) slurm=1 ;;
         --undo-mpi-config) undo_mpi=1 ;;
         -h|--help) usage; exit 0 ;;
         *) unknown_option "$arg" ;;
@@ -140,6 +146,16 @@ say "pkg-config: ompi-c $(pkg-config --modversion ompi-c), openblas $(pkg-config
 command -v mpirun >/dev/null 2>&1 || fail "error: mpirun is not on PATH after installing openmpi-bin"
 say "$(mpirun --version 2>/dev/null | head -n 1)"
 configure_mpi
+if [ "$slurm" -eq 1 ]; then
+    say "Slurm: scripts/slurm/local-cluster.sh install"
+    slurm_status=0
+    bash "$repo_root/scripts/slurm/local-cluster.sh" install || slurm_status=$?
+    case "$slurm_status" in
+        0) ;;
+        4) warn "warning: slurm-wlm and munge could not be installed; the Slurm test (SlurmTests) will skip" ;;
+        *) fail "error: scripts/slurm/local-cluster.sh install failed (exit status $slurm_status)" ;;
+    esac
+fi
 
 # --- 3. matplotlib for the python3 on PATH ------------------------------------
 command -v python3 >/dev/null 2>&1 || fail "error: python3 is not on PATH"
