@@ -69,6 +69,43 @@ final class ClusterTests: XCTestCase {
         XCTAssertFalse(etcHosts.contains("vgg-dp cluster.sh \(ClusterTests.clusterID)"), etcHosts)
     }
 
+    /// 2 hosts × 2 ranks: host-shared within each host, the slices' owners
+    /// allreduce across the two hosts over TCP. Verify must pass, every
+    /// replica agree, and each host's link must carry about the gradient once.
+    func testTwoHostsOfTwoRanksRunTheHierarchicalExchange() throws {
+        try requireNamespaces()
+        defer { _ = try? cluster(["down"], timeout: 60) }
+        let folder = Launcher.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let report = folder.appendingPathComponent("h.json").path
+        let args = Launcher.tiny + ["--batch-size", "2", "--warmup", "0", "--threads", "1", "--no-peak-probe", "--steps", "4"]
+        let train = try cluster(["run", "2", "--ranks-per-host", "2", "--rate", "1gbit", "--bytes", "--"] + args
+                                + ["--exchange", "host-shared", "--report", report], timeout: 200)
+        XCTAssertEqual(train.status, 0, train.all)
+        XCTAssertTrue(train.stderr.contains("+ mpirun -n 4"), train.stderr)
+        XCTAssertTrue(train.stdout.contains("ranks: 4 on 2 host(s)"), train.all)
+        XCTAssertTrue(train.stdout.contains("across 2 hosts the owners of a slice allreduce it"), train.all)
+        XCTAssertTrue(train.stdout.contains("(identical on all 4 rank(s))"), train.all)
+        let r = try RunReport.read(from: report)
+        XCTAssertEqual(r.exchange, .hostShared)
+        XCTAssertEqual(r.perRank.map(\.host), [hosts[0], hosts[0], hosts[1], hosts[1]], "host by host")
+        // Each rank hands its slice, about half the gradient, to the cross-host allreduce.
+        let gradient = r.parameters * 4
+        for rank in r.perRank {
+            let sent = try XCTUnwrap(rank.exchangeBytesPerStep)
+            XCTAssertGreaterThan(sent, gradient / 2 - gradient / 10, "\(rank.rank)")
+            XCTAssertLessThan(sent, gradient / 2 + gradient / 10, "\(rank.rank)")
+        }
+        XCTAssertTrue(train.stdout.contains("cluster: bytes sent by each host during the job:"), train.all)
+
+        let verify = try cluster(["run", "2", "--ranks-per-host", "2", "--rate", "1gbit", "--down", "--", "verify"]
+                                 + Launcher.tiny + ["--batch-size", "2", "--warmup", "0", "--steps", "2", "--threads", "1",
+                                                    "--exchange", "host-shared"], timeout: 200)
+        XCTAssertEqual(verify.status, 0, verify.all)
+        XCTAssertTrue(verify.stdout.contains("replicas: identical"), verify.all)
+        XCTAssertTrue(verify.stdout.contains("PASS"), verify.all)
+    }
+
     func testBadArgumentsGetOneMessageAndStatus2() throws {
         // No namespaces needed: cluster.sh refuses before touching anything.
         for (args, expected) in [(["up", "0"], "N must be a positive integer"),

@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 @testable import Trainer
+import Reports
 import XCTest
 
 /// scripts/slurm/vgg-dp.sbatch on a real Slurm: scripts/slurm/local-cluster.sh
