@@ -2,7 +2,9 @@
 # The benchmark set quoted in README.md ("Measured here"), one run after
 # another under /tmp/bench.lock: VGG-16 at 224 forward-backward and forward
 # on one thread (Winograd and im2col), training at global batch 8 on 1, 2, 4
-# ranks with and without overlap, weak scaling at 2 ranks, allreduce-bench,
+# ranks with and without overlap (all with --exchange allreduce, as these rows
+# were measured before host-shared; scripts/exchange_bench.sh compares the
+# exchanges), weak scaling at 2 ranks, allreduce-bench,
 # and fp32 vs bf16 gradients on a 2-host simulated cluster at 1 Gbit/s.
 # About 6 minutes on 2 cores. Reports and logs go to OUT (default
 # runs/bench-<time>). OPENBLAS_CORETYPE is left as the environment sets it;
@@ -48,11 +50,11 @@ A="train --global-batch 8 --warmup 1 --steps 4"
 bash scripts/launch.sh -n 1 -- $A --threads 1 --report $O/t_r1t1.json > $O/t_r1t1.txt 2>&1; summ t_r1t1
 bash scripts/launch.sh -n 1 -- $A --threads 2 --report $O/t_r1t2.json > $O/t_r1t2.txt 2>&1; summ t_r1t2
 bash scripts/launch.sh -n 2 -- $A --threads 1 --overlap --report $O/t_r2t1.json > $O/t_r2t1.txt 2>&1; summ t_r2t1
-bash scripts/launch.sh -n 2 -- $A --threads 1 --no-overlap --report $O/t_r2t1_noov.json > $O/t_r2t1_noov.txt 2>&1; summ t_r2t1_noov
+bash scripts/launch.sh -n 2 -- $A --threads 1 --exchange allreduce --no-overlap --report $O/t_r2t1_noov.json > $O/t_r2t1_noov.txt 2>&1; summ t_r2t1_noov
 bash scripts/launch.sh -n 4 -- $A --threads 1 --overlap --report $O/t_r4t1.json > $O/t_r4t1.txt 2>&1; summ t_r4t1
-bash scripts/launch.sh -n 4 -- $A --threads 1 --no-overlap --report $O/t_r4t1_noov.json > $O/t_r4t1_noov.txt 2>&1; summ t_r4t1_noov
+bash scripts/launch.sh -n 4 -- $A --threads 1 --exchange allreduce --no-overlap --report $O/t_r4t1_noov.json > $O/t_r4t1_noov.txt 2>&1; summ t_r4t1_noov
 echo "== B4 weak: 1 rank x 1 thread batch 8 vs 2 ranks x 1 thread batch 8 each"
-bash scripts/launch.sh -n 2 -- train --batch-size 8 --warmup 1 --steps 4 --threads 1 --no-overlap --report $O/w_r2b8.json > $O/w_r2b8.txt 2>&1; summ w_r2b8
+bash scripts/launch.sh -n 2 -- train --batch-size 8 --warmup 1 --steps 4 --threads 1 --exchange allreduce --no-overlap --report $O/w_r2b8.json > $O/w_r2b8.txt 2>&1; summ w_r2b8
 echo "== B5 allreduce-bench 2 ranks"
 bash scripts/launch.sh -n 2 -- allreduce-bench --iterations 3 --min-bytes 1048576 > $O/arb2.txt 2>&1; tail -8 $O/arb2.txt
 echo "== B6 16-bit gradients on the simulated cluster, 2 hosts at 1 Gbit/s"
