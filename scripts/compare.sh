@@ -17,7 +17,8 @@
 #   forward, batch 32, 1 thread
 #   forward-backward, batch 32, 1 thread (for peak RSS; --rss-steps timed steps)
 #   vgg-dp only: train, batch 16 per rank, 1 rank × 1 thread and 2 ranks × 1
-#   thread, the latter with --overlap and with --no-overlap
+#   thread, the latter with --overlap, with --no-overlap (both --exchange
+#   allreduce) and with --exchange host-shared
 # vgg-dp runs each case with OPENBLAS_CORETYPE as the environment has it, again
 # with it unset (env -u; vgg-dp may then choose a kernel itself, see
 # BLASKernel), and with --coretype NAME once more with OPENBLAS_CORETYPE=NAME.
@@ -202,11 +203,15 @@ one_case fb-b16-t2 forward-backward 16 2 "$steps"
 one_case f-b32-t1 forward 32 1 "$steps"
 [ "$quick" -eq 1 ] || one_case fb-b32-t1 forward-backward 32 1 "$rss_steps"
 
-echo "== train, batch 16 per rank: 1 rank × 1 thread, 2 ranks × 1 thread with and without overlap (vgg-dp), warm-up $warmup + $steps steps"
+echo "== train, batch 16 per rank: 1 rank × 1 thread, 2 ranks × 1 thread: allreduce with and without overlap, host-shared (vgg-dp), warm-up $warmup + $steps steps"
 for i in "${!kernel_labels[@]}"; do
-    for variant in r1t1 r2t1 r2t1-no-overlap; do
+    for variant in r1t1 r2t1 r2t1-no-overlap r2t1-host-shared; do
         n=${variant:1:1} extra=()
-        case "$variant" in r2t1) extra=(--overlap) ;; r2t1-no-overlap) extra=(--no-overlap) ;; esac
+        case "$variant" in
+            r2t1) extra=(--overlap) ;;
+            r2t1-no-overlap) extra=(--exchange allreduce --no-overlap) ;;
+            r2t1-host-shared) extra=(--exchange host-shared) ;;
+        esac
         # shellcheck disable=SC2086
         run "vggdp-${kernel_labels[$i]}-train-b16-$variant" env ${kernel_envs[$i]} VGGDP_BIN="$bin" \
             bash scripts/launch.sh -n "$n" -- train --batch-size 16 --threads 1 --warmup "$warmup" --steps "$steps" "${extra[@]}"

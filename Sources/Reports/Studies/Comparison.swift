@@ -21,7 +21,8 @@ public struct ComparisonRow: Equatable, Sendable {
     public var tool: String
     /// What ran the layers: OpenBLAS core and OPENBLAS_CORETYPE for vgg-dp, the report's blas_core otherwise.
     public var kernel: String
-    /// The report's mode; "(no overlap)" added for a multi-rank run with --no-overlap.
+    /// The report's mode; for a multi-rank run "(host-shared)" or, for the
+    /// allreduce exchange without overlap, "(no overlap)" added.
     public var mode: String
     public var batchPerRank: Int
     public var globalBatch: Int
@@ -70,7 +71,7 @@ public struct Comparison: Sendable {
             let r = run.report
             var row = ComparisonRow(
                 file: run.name, tool: r.tool, kernel: Comparison.kernel(r),
-                mode: r.ranks > 1 && !r.overlap ? "\(r.mode.rawValue) (no overlap)" : r.mode.rawValue,
+                mode: Comparison.modeLabel(r),
                 batchPerRank: r.batchPerRank, globalBatch: r.globalBatch, threads: r.blasThreads, ranks: r.ranks,
                 warmup: r.warmup, steps: r.steps,
                 stepMedian: r.stepSeconds.median, stepMean: r.stepSeconds.mean, stepSD: r.stepSeconds.sd,
@@ -119,6 +120,13 @@ public struct Comparison: Sendable {
         RunRatio(against: against,
                  imagesPerSecond: base.imagesPerSecond > 0 ? run.imagesPerSecond / base.imagesPerSecond : 0,
                  peakRss: base.peakRssBytes > 0 ? Double(run.peakRssBytes) / Double(base.peakRssBytes) : 0)
+    }
+
+    /// "train", "train (no overlap)" or "train (host-shared)".
+    static func modeLabel(_ r: RunReport) -> String {
+        guard r.ranks > 1 else { return r.mode.rawValue }
+        if r.exchange == .hostShared { return "\(r.mode.rawValue) (host-shared)" }
+        return r.overlap ? r.mode.rawValue : "\(r.mode.rawValue) (no overlap)"
     }
 
     /// vgg-dp: "OpenBLAS Haswell, OPENBLAS_CORETYPE=Haswell, conv auto" (the
