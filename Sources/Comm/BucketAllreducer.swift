@@ -37,10 +37,8 @@ public final class BucketAllreducer {
     let watchdog: Watchdog?
     var step = 0
 
-    public let waitMode: CommWait
-
     public init(group: GradientGroup, base: UnsafeMutablePointer<Float>, buckets: [Bucket], wire: GradientWire,
-                wait: CommWait = .blocking, watchdog: Watchdog? = nil) throws {
+                watchdog: Watchdog? = nil) throws {
         guard group.threadLevel >= Self.requiredThreadLevel else {
             throw CommError.threadLevel(required: Self.requiredThreadLevel, provided: group.threadLevel)
         }
@@ -49,7 +47,6 @@ public final class BucketAllreducer {
         self.buckets = buckets
         self.wire = wire
         self.watchdog = watchdog
-        waitMode = wait
         queue = Array(repeating: 0, count: buckets.count + 1)
         done = Array(repeating: false, count: buckets.count)
         startTimes = Array(repeating: 0, count: buckets.count)
@@ -116,7 +113,7 @@ public final class BucketAllreducer {
             let t0 = Clock.now()
             var error: Error? = nil
             do {
-                try group.allreduceSum(base + buckets[b].offset, count: buckets[b].count, wire: wire, wait: waitMode)
+                try group.allreduceSum(base + buckets[b].offset, count: buckets[b].count, wire: wire)
             } catch let e {
                 error = e
             }

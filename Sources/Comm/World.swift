@@ -114,29 +114,32 @@ public final class World {
 
     /// In-place fp32 sum over ranks.
     public func allreduceSum(_ p: UnsafeMutablePointer<Float>, count: Int) throws {
-        try sum(UnsafeMutableRawPointer(p), count: count, type: vggdp_float(), op: vggdp_op_sum(), wait: .blocking)
+        try sum(UnsafeMutableRawPointer(p), count: count, type: vggdp_float(), op: vggdp_op_sum(), wait: .blocking, pollMicroseconds: 0)
     }
 
-    /// Sums in place over ranks in `wire`'s type, waiting the way `wait` says:
-    /// inside MPI (busy-polling, lowest latency) or by testing a non-blocking
-    /// allreduce and sleeping between tests, which leaves the core to the
-    /// compute thread when ranks outnumber cores.
-    public func allreduceSum(_ p: UnsafeMutablePointer<Float>, count: Int, wire: GradientWire, wait: CommWait) throws {
+    /// Sums in place over ranks in `wire`'s type, waiting the way `wire.wait`
+    /// says: inside MPI (busy-polling, lowest latency) or by testing a
+    /// non-blocking allreduce and sleeping between tests, which leaves the
+    /// core to the compute thread when ranks outnumber cores.
+    public func allreduceSum(_ p: UnsafeMutablePointer<Float>, count: Int, wire: GradientWire) throws {
         wire.record(count: count)
         guard let staging = wire.staging else {
-            return try sum(UnsafeMutableRawPointer(p), count: count, type: vggdp_float(), op: vggdp_op_sum(), wait: wait)
+            return try sum(UnsafeMutableRawPointer(p), count: count, type: vggdp_float(), op: vggdp_op_sum(),
+                           wait: wire.wait, pollMicroseconds: wire.pollMicroseconds)
         }
         precondition(count <= wire.capacity, "bucket of \(count) floats exceeds the 16-bit staging buffer of \(wire.capacity)")
         HalfPrecision.encode(p, staging, count: count, wire.dtype)
-        try sum(UnsafeMutableRawPointer(staging), count: count, type: vggdp_uint16(), op: HalfPrecision.op(wire.dtype), wait: wait)
+        try sum(UnsafeMutableRawPointer(staging), count: count, type: vggdp_uint16(), op: HalfPrecision.op(wire.dtype),
+                wait: wire.wait, pollMicroseconds: wire.pollMicroseconds)
         HalfPrecision.decode(staging, p, count: count, wire.dtype)
     }
 
-    func sum(_ p: UnsafeMutableRawPointer, count: Int, type: MPI_Datatype, op: MPI_Op, wait: CommWait) throws {
+    func sum(_ p: UnsafeMutableRawPointer, count: Int, type: MPI_Datatype, op: MPI_Op, wait: CommWait,
+             pollMicroseconds microseconds: Int) throws {
         switch wait {
         case .blocking:
             try Self.check(MPI_Allreduce(vggdp_in_place(), p, Int32(count), type, op, comm), "MPI_Allreduce")
-        case let .polling(microseconds):
+        case .polling:
             var request = vggdp_request_null()
             try Self.check(MPI_Iallreduce(vggdp_in_place(), p, Int32(count), type, op, comm, &request), "MPI_Iallreduce")
             var done: Int32 = 0
@@ -257,21 +260,6 @@ public enum ThreadLevel: Int, Comparable, CustomStringConvertible, Codable, Send
         case vggdp_thread_serialized(): self = .serialized
         case vggdp_thread_funneled(): self = .funneled
         default: self = .single
-        }
-    }
-}
-
-/// How an allreduce is waited for.
-public enum CommWait: Equatable, Sendable, CustomStringConvertible {
-    /// MPI_Allreduce: MPI busy-polls until done.
-    case blocking
-    /// MPI_Iallreduce, then MPI_Test every so many microseconds, sleeping between.
-    case polling(microseconds: Int)
-
-    public var description: String {
-        switch self {
-        case .blocking: return "blocking MPI_Allreduce"
-        case let .polling(us): return "MPI_Iallreduce tested every \(us) µs"
         }
     }
 }

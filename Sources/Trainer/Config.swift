@@ -32,7 +32,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// with 16 bits each addition of the reduction rounds back to 16 bits.
     public var allreduceDType: GradientDType = .fp32
     /// How the communication thread waits for an allreduce.
-    public var commWait: CommWaitChoice = .blocking
+    public var commWait: CommWait = .blocking
     public var pollMicroseconds = 200
     /// Compare replicas' parameter checksums every K steps (nil: at the end only).
     public var checkEvery: Int?

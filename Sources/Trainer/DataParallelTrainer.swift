@@ -99,13 +99,14 @@ public final class DataParallelTrainer {
         }
         let update = BucketUpdate(network: network, velocity: velocity, optimizer: config.optimizer, ranks: group.size,
                                   skipNonfinite: config.skipNonfinite)
-        let wait: CommWait = config.commWait == .polling ? .polling(microseconds: config.pollMicroseconds) : .blocking
         if group.size > 1 && config.overlap {
             return try OverlappedAllreduce(group: group, network: network, plan: plan, update: update,
-                                           dtype: config.allreduceDType, wait: wait, watchdog: watchdog)
+                                           dtype: config.allreduceDType, wait: config.commWait,
+                                           pollMicroseconds: config.pollMicroseconds, watchdog: watchdog)
         }
         return InlineAllreduce(group: group, network: network, plan: plan, update: update,
-                               dtype: config.allreduceDType, wait: wait, watchdog: watchdog)
+                               dtype: config.allreduceDType, wait: config.commWait,
+                               pollMicroseconds: config.pollMicroseconds, watchdog: watchdog)
     }
 
     deinit { exchange?.stop() }

@@ -7,7 +7,7 @@ import Vocabulary
 
 extension VGGModel: ExpressibleByArgument {}
 extension Mode: ExpressibleByArgument {}
-extension CommWaitChoice: ExpressibleByArgument {}
+extension CommWait: ExpressibleByArgument {}
 extension ConvAlgorithm: ExpressibleByArgument {}
 extension GradientDType: ExpressibleByArgument {}
 extension Network.InitScheme: ExpressibleByArgument {}
@@ -65,7 +65,7 @@ struct RunOptions: ParsableArguments {
         """)
     var overlap: Bool? = nil
     @Option(help: "How the communication thread waits: blocking (MPI_Allreduce) or polling (MPI_Iallreduce + MPI_Test, sleeping --poll-us between tests).")
-    var commWait: CommWaitChoice = .blocking
+    var commWait: CommWait = .blocking
     @Option(help: "Sleep between MPI_Test calls when polling, microseconds.")
     var pollUs = 200
     @Option(help: "Compare replica checksums every K steps (default: at the end).")

@@ -29,7 +29,7 @@ final class FakeGroup: GradientGroup {
         return log
     }
 
-    func allreduceSum(_ p: UnsafeMutablePointer<Float>, count: Int, wire: GradientWire, wait: CommWait) throws {
+    func allreduceSum(_ p: UnsafeMutablePointer<Float>, count: Int, wire: GradientWire) throws {
         if let failWith { throw failWith }
         lock.lock()
         log.append((p - base, count, wire.dtype))
@@ -73,10 +73,10 @@ final class GradientExchangeTests: XCTestCase {
                                   skipNonfinite: skipNonfinite)
         if kind == "overlapped" {
             return try OverlappedAllreduce(group: group, network: s.network, plan: s.plan, update: update, dtype: dtype,
-                                           wait: .blocking, watchdog: nil)
+                                           watchdog: nil)
         }
         return InlineAllreduce(group: group, network: s.network, plan: s.plan, update: update, dtype: dtype,
-                               wait: .blocking, watchdog: nil)
+                               watchdog: nil)
     }
 
     /// One step as the trainer drives it: layers ready from the last to the first.

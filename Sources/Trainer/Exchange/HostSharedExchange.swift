@@ -23,7 +23,6 @@ final class HostSharedExchange: GradientExchange {
     let scale: Float
     let skipNonfinite: Bool
     let wire: GradientWire
-    let wait: CommWait
     let watchdog: Watchdog?
     /// This rank's slice cut by the buckets, in bucket order, for the NaN/Inf verdict.
     let pieces: [(bucket: Int, range: ArenaSlice)]
@@ -39,8 +38,8 @@ final class HostSharedExchange: GradientExchange {
         optimizer = config.mode == .train ? config.optimizer : nil
         scale = 1 / Float(ranks)
         skipNonfinite = config.skipNonfinite
-        wire = GradientWire(dtype: replica.across == nil ? .fp32 : config.allreduceDType, capacity: replica.slice.count)
-        wait = config.commWait == .polling ? .polling(microseconds: config.pollMicroseconds) : .blocking
+        wire = GradientWire(dtype: replica.across == nil ? .fp32 : config.allreduceDType, capacity: replica.slice.count,
+                            wait: config.commWait, pollMicroseconds: config.pollMicroseconds)
         self.watchdog = watchdog
         let mine = replica.slice
         pieces = plan.buckets.compactMap { b in
@@ -83,7 +82,7 @@ final class HostSharedExchange: GradientExchange {
             SGD.sum(r.gradientArenas, into: mine.base, range: slice)
             if let across = r.across {
                 watchdog?.announce(step: step, id: TrainerCollective.acrossHosts.rawValue)
-                try across.allreduceSum(mine.base + slice.offset, count: slice.count, wire: wire, wait: wait)
+                try across.allreduceSum(mine.base + slice.offset, count: slice.count, wire: wire)
                 watchdog?.completed()
             }
             times.allreduce = Clock.now() - t1

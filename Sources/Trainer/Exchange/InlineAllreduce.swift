@@ -10,20 +10,19 @@ final class InlineAllreduce: GradientExchange {
     let buckets: [Bucket]
     let base: UnsafeMutablePointer<Float>
     let wire: GradientWire
-    let wait: CommWait
     let watchdog: Watchdog?
     var update: BucketUpdate
     private(set) var bucketStart: [Double]
     private(set) var bucketEnd: [Double]
 
     init(group: GradientGroup, network: Network, plan: BucketPlan, update: BucketUpdate, dtype: GradientDType,
-         wait: CommWait, watchdog: Watchdog?) {
+         wait: CommWait = .blocking, pollMicroseconds: Int = 200, watchdog: Watchdog?) {
         self.group = group
         buckets = plan.buckets
         base = network.gradients.base
         // One rank sends nothing: no staging buffer, no rounding to 16 bits.
-        wire = GradientWire(dtype: group.size > 1 ? dtype : .fp32, capacity: plan.buckets.map(\.count).max() ?? 0)
-        self.wait = wait
+        wire = GradientWire(dtype: group.size > 1 ? dtype : .fp32, capacity: plan.buckets.map(\.count).max() ?? 0,
+                            wait: wait, pollMicroseconds: pollMicroseconds)
         self.watchdog = watchdog
         self.update = update
         bucketStart = Array(repeating: 0, count: buckets.count)
@@ -48,7 +47,7 @@ final class InlineAllreduce: GradientExchange {
             if group.size > 1 {
                 let c0 = Clock.now()
                 watchdog?.announce(step: step, id: b.index)
-                try group.allreduceSum(base + b.offset, count: b.count, wire: wire, wait: wait)
+                try group.allreduceSum(base + b.offset, count: b.count, wire: wire)
                 watchdog?.completed()
                 bucketStart[b.index] = c0
                 bucketEnd[b.index] = Clock.now()

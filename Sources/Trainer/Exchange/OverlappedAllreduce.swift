@@ -14,17 +14,18 @@ final class OverlappedAllreduce: GradientExchange {
     var update: BucketUpdate
 
     init(group: GradientGroup, network: Network, plan: BucketPlan, update: BucketUpdate, dtype: GradientDType,
-         wait: CommWait, watchdog: Watchdog?) throws {
+         wait: CommWait = .blocking, pollMicroseconds: Int = 200, watchdog: Watchdog?) throws {
         buckets = plan.buckets
-        let wire = GradientWire(dtype: dtype, capacity: plan.buckets.map(\.count).max() ?? 0)
+        let wire = GradientWire(dtype: dtype, capacity: plan.buckets.map(\.count).max() ?? 0, wait: wait,
+                                pollMicroseconds: pollMicroseconds)
         allreducer = try BucketAllreducer(group: group, base: network.gradients.base, buckets: plan.buckets, wire: wire,
-                                          wait: wait, watchdog: watchdog)
+                                          watchdog: watchdog)
         countdown = BucketCountdown(plan: plan)
         self.update = update
     }
 
-    var description: String { allreducer.waitMode.description }
-    var waitDescription: String { allreducer.waitMode.description }
+    var description: String { allreducer.wire.waitDescription }
+    var waitDescription: String { allreducer.wire.waitDescription }
     var bytesSent: Int { allreducer.wire.bytesSent }
     var bucketStart: [Double] { allreducer.startTimes }
     var bucketEnd: [Double] { allreducer.endTimes }

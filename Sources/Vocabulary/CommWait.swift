@@ -3,6 +3,6 @@
 /// a sleep between tests, for hosts where a spinning MPI thread costs more
 /// than a late wake-up. The measurements behind the default are in
 /// docs/SCALING.md.
-public enum CommWaitChoice: String, Codable, CaseIterable, Sendable {
+public enum CommWait: String, Codable, CaseIterable, Sendable {
     case blocking, polling
 }
