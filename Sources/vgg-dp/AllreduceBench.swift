@@ -18,11 +18,8 @@ struct AllreduceBench: ParsableCommand {
         --json FILE writes the table and the fit; `vgg-dp model --fit FILE` reads it.
         """)
 
-    @Option(help: "Model whose gradient sets the largest size and the bucket plan.")
-    var model: VGGModel = .vgg16
-    @Option var imageSize = 224
-    @Option var classes = 1000
-    @Option var widthDivisor = 1
+    /// The model whose gradient sets the largest size and the bucket plan.
+    @OptionGroup var network: NetworkOptions
     @Option(help: "Smallest size in bytes.") var minBytes = 4
     @Option(help: "Largest size in bytes (default: the whole gradient).") var maxBytes: Int?
     @Option(help: "Iterations for the largest size; smaller sizes run more, up to 1000.") var iterations = 5
@@ -35,7 +32,7 @@ struct AllreduceBench: ParsableCommand {
     func run() throws {
         let started = Date()
         try withWorld { world in
-            let spec = NetworkSpec(model: model, imageSize: imageSize, classes: classes, widthDivisor: widthDivisor)
+            let spec = network.spec
             try spec.validate()
             // Only rank 0 writes, and on a cluster the folder may exist on its
             // host alone: rank 0 checks, and every rank learns the verdict.

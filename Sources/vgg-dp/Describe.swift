@@ -23,14 +23,7 @@ struct Describe: ParsableCommand {
         Example: vgg-dp describe --json --model vgg16 --image-size 224
         """)
 
-    @Option(help: "vgg11, vgg13, vgg16 or vgg19.")
-    var model: VGGModel = .vgg16
-    @Option(help: "Square image side; a multiple of 32.")
-    var imageSize = 224
-    @Option(help: "Output classes.")
-    var classes = 1000
-    @Option(help: "Divides every conv channel count and the hidden FC width (quick runs, tests).")
-    var widthDivisor = 1
+    @OptionGroup var network: NetworkOptions
     @Flag(help: "Print JSON (snake_case keys) instead of text.")
     var json = false
     /// For scripts/cluster.sh: a link rate in bits per second, as `Units`
@@ -44,7 +37,7 @@ struct Describe: ParsableCommand {
             print(bits < 9e18 ? String(Int64(bits.rounded())) : String(bits))
             return
         }
-        let spec = NetworkSpec(model: model, imageSize: imageSize, classes: classes, widthDivisor: widthDivisor)
+        let spec = network.spec
         do { try spec.validate() } catch let e as EngineError { throw TrainerError.usage(e.description) }
         let d = ModelDescription(spec)
         if json {

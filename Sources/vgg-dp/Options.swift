@@ -13,8 +13,8 @@ extension GradientDType: ExpressibleByArgument {}
 extension Network.InitScheme: ExpressibleByArgument {}
 extension ExchangeChoice: ExpressibleByArgument {}
 
-/// The network and run options shared by train and verify.
-struct RunOptions: ParsableArguments {
+/// The network's options, shared by every command that builds or describes one.
+struct NetworkOptions: ParsableArguments {
     @Option(help: "vgg11, vgg13, vgg16 or vgg19.")
     var model: VGGModel = .vgg16
     @Option(help: "Square image side; a multiple of 32.")
@@ -23,6 +23,13 @@ struct RunOptions: ParsableArguments {
     var classes = 1000
     @Option(help: "Divides every conv channel count and the hidden FC width (quick runs, tests).")
     var widthDivisor = 1
+
+    var spec: NetworkSpec { NetworkSpec(model: model, imageSize: imageSize, classes: classes, widthDivisor: widthDivisor) }
+}
+
+/// The network and run options shared by train and verify.
+struct RunOptions: ParsableArguments {
+    @OptionGroup var network: NetworkOptions
     @Option(help: "Samples per rank per step (weak scaling; default 16).")
     var batchSize: Int?
     @Option(help: "Samples per step over all ranks, split evenly (strong scaling).")
@@ -88,7 +95,7 @@ struct RunOptions: ParsableArguments {
     /// The configuration for a job of `ranks` ranks.
     func config(ranks: Int) throws -> TrainConfig {
         var c = TrainConfig()
-        c.network = NetworkSpec(model: model, imageSize: imageSize, classes: classes, widthDivisor: widthDivisor)
+        c.network = network.spec
         c.mode = mode
         c.convAlgorithm = conv
         c.initScheme = initScheme
