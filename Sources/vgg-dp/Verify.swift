@@ -63,7 +63,7 @@ struct Verify: ParsableCommand {
             note: the gradients travelled between ranks as \(dtype.rawValue) (unit roundoff \(String(format: "%.1e", roundoff)); \
             each addition of the reduction rounds back to 16 bits), so the \(r.ranks)-rank weights differ from one rank's \
             by 16-bit rounding, not float reordering alone: ‖Δw‖/‖w‖ = \(String(format: "%.3e", r.relativeL2Difference)) \
-            against the fp32 tolerance \(String(format: "%.1e", r.tolerance)). Check the exchange exactly with \
+            against the tolerance \(String(format: "%.1e", r.tolerance)). Check the exchange exactly with \
             --allreduce-dtype fp32; to accept \(dtype.rawValue) rounding over these \(r.steps) steps, use --tolerance \
             \(String(format: "%.0e", suggested)) or more
             """
