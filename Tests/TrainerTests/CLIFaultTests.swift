@@ -267,6 +267,11 @@ final class CLIFaultTests: XCTestCase {
                 XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: sub), [], "nothing written for \(args)")
             }
         }
+        for command in ["report", "model"] {
+            let r = try Launcher.run([command, path("any.json"), "--markdown", sub + "/m", "--csv", link + "/m"])
+            XCTAssertEqual(r.status, 2, r.all)
+            XCTAssertTrue(r.stderr.contains("contradictory options: --markdown and --csv both write \(sub)/m and \(link)/m"), r.all)
+        }
     }
 
     // MARK: - 9. --threads beyond OpenBLAS
