@@ -97,6 +97,7 @@ public final class World {
 
     /// Ends every rank of the job at once with `code`.
     public func abort(code: Int32) -> Never {
+        TemporaryFiles.removeAllAndHold()  // the abort ends this process too: no half-written file stays
         MPI_Abort(comm, code)
         exit(code)
     }

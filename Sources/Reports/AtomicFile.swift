@@ -2,7 +2,9 @@ import Foundation
 import Vocabulary
 
 /// Writes a file so that readers see the old content or the new, never a
-/// part: a temporary file in the same folder, fsync, then rename over.
+/// part: a temporary file in the same folder, fsync, then rename over. The
+/// temporary file is recorded in `TemporaryFiles` while it exists, so that
+/// a signal or an abort removes it before the process ends.
 public func writeAtomically(_ data: Data, to path: String) throws {
     try writeAtomically(data, to: path, writer: writeAll)
 }
@@ -22,7 +24,7 @@ func writeAtomically(_ data: Data, to path: String, permissions: mode_t? = nil,
     func failed(_ reason: String) -> TrainerError { .failed("cannot write \(path): \(reason)") }
     let url = URL(fileURLWithPath: path)
     let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
-    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    let fd = TemporaryFiles.create(tmp)
     guard fd >= 0 else { throw failed(String(cString: strerror(errno))) }
     do {
         if let permissions, fchmod(fd, permissions) != 0 { throw WriteFailure(reason: String(cString: strerror(errno))) }
@@ -30,19 +32,20 @@ func writeAtomically(_ data: Data, to path: String, permissions: mode_t? = nil,
         guard fsync(fd) == 0 else { throw WriteFailure(reason: String(cString: strerror(errno))) }
     } catch let e as WriteFailure {
         close(fd)
-        unlink(tmp)
+        TemporaryFiles.remove(tmp)
         throw failed(e.reason)
     } catch {
         close(fd)
-        unlink(tmp)
+        TemporaryFiles.remove(tmp)
         throw error
     }
     close(fd)
     guard rename(tmp, path) == 0 else {
         let reason = String(cString: strerror(errno))
-        unlink(tmp)
+        TemporaryFiles.remove(tmp)
         throw failed(reason)
     }
+    TemporaryFiles.forget(tmp)
 }
 
 /// Writes all of `data` to `fd` with POSIX write, going on after short

@@ -76,7 +76,11 @@ public struct RunReport: Encodable, Sendable {
         }
     }
 
-    public var schema = 1
+    /// The schema this code writes, and those it reads.
+    public static let currentSchema = 1
+    public static let readableSchemas: ClosedRange<Int> = 1...currentSchema
+
+    public var schema = RunReport.currentSchema
     public var tool = "vgg-dp"
     public var complete = true
     public var startedAt: String

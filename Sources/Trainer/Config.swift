@@ -62,6 +62,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
 
     public init() {}
 
+    /// Refuses settings no run can use (exit 2, before any work), naming the
+    /// option and its valid range; `validate(ranks:)` adds what depends on the job's size.
     public func validate() throws {
         try network.validate()
         func positive(_ v: Int, _ flag: String) throws {
@@ -86,7 +88,26 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         }
         if let d = datasetSize { try positive(d, "--dataset-size") }
         guard optimizer.learningRate.isFinite, optimizer.learningRate >= 0 else {
-            throw TrainerError.usage("--lr must be a finite number ≥ 0")
+            throw TrainerError.usage("--lr must be a finite number ≥ 0, got \(optimizer.learningRate)")
+        }
+        // Momentum 1 or more never forgets a gradient (the velocity grows
+        // without bound); below 0 it reverses the previous step.
+        guard optimizer.momentum.isFinite, optimizer.momentum >= 0, optimizer.momentum < 1 else {
+            throw TrainerError.usage("--momentum must be a finite number in [0, 1), got \(optimizer.momentum)")
+        }
+        guard optimizer.weightDecay.isFinite, optimizer.weightDecay >= 0 else {
+            throw TrainerError.usage("--weight-decay must be a finite number ≥ 0, got \(optimizer.weightDecay)")
+        }
+        if let f = fault, f.step >= warmup + steps {
+            throw TrainerError.usage("--inject-fault \(f.kind.rawValue):\(f.rank):\(f.step): step \(f.step) never comes; this run's steps are 0 to \(warmup + steps - 1) (warm-up included)")
+        }
+    }
+
+    /// `validate()`, and the checks that need the job's rank count.
+    public func validate(ranks: Int) throws {
+        try validate()
+        if let f = fault, f.rank >= ranks {
+            throw TrainerError.usage("--inject-fault \(f.kind.rawValue):\(f.rank):\(f.step): rank \(f.rank) does not exist; this job has ranks 0 to \(ranks - 1)")
         }
     }
 

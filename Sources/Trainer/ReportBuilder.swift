@@ -9,8 +9,14 @@ import Vocabulary
 /// the network's layers and the bucket plan.
 extension RunReport {
     /// Builds the report from all ranks' timings. Pure: no MPI, no clock.
+    /// `rankCount` is the job's rank count when `all` holds only some ranks'
+    /// timings (a partial report after a signal has rank 0's alone): ranks,
+    /// global batch, images/s and the per-rank GFLOP/s are the job's, and
+    /// `per_rank` lists the ranks whose timings there are.
     public static func make(config: TrainConfig, plan: BucketPlan, ranks all: [RankTimings], environment env: RunEnvironment,
-                            checksum: UInt64, command: [String], startedAt: String, complete: Bool = true) -> RunReport {
+                            checksum: UInt64, command: [String], startedAt: String, complete: Bool = true,
+                            rankCount: Int? = nil) -> RunReport {
+        let jobRanks = max(rankCount ?? all.count, all.count)
         let spec = config.network
         let specs = spec.layers
         let layerCount = specs.count
@@ -41,7 +47,7 @@ extension RunReport {
         }
         let slowest = ranks.max { $0.stepSeconds.mean < $1.stepSeconds.mean }!
         let meanOfMeans = ranks.map(\.stepSeconds.mean).reduce(0, +) / Double(ranks.count)
-        let globalBatch = config.batchPerRank * all.count
+        let globalBatch = config.batchPerRank * jobRanks
         let stepFlops = config.mode.hasBackward ? spec.forwardBackwardFLOPsPerImage : spec.forwardFLOPsPerImage
         let imagesPerSecond = slowest.stepSeconds.mean > 0 ? Double(globalBatch) / slowest.stepSeconds.mean : 0
         let gflops = imagesPerSecond * Double(stepFlops) / 1e9
@@ -73,14 +79,14 @@ extension RunReport {
             complete: complete, startedAt: startedAt, command: command,
             model: spec.model, imageSize: spec.imageSize, classes: spec.classes, widthDivisor: spec.widthDivisor,
             mode: config.mode, objective: config.mode.hasBackward ? config.objective.rawValue : nil,
-            ranks: all.count, batchPerRank: config.batchPerRank, globalBatch: globalBatch,
+            ranks: jobRanks, batchPerRank: config.batchPerRank, globalBatch: globalBatch,
             warmup: config.warmup, steps: config.steps, seed: config.seed,
             parameters: spec.parameterCount, forwardFlopsPerImage: spec.forwardFLOPsPerImage, stepFlopsPerImage: stepFlops,
             hosts: env.hosts, blasThreads: env.blasThreads, blasCore: env.blasCore, blasConfig: env.blasConfig,
             openblasCoretype: env.openblasCoretype, blasKernelChoice: env.blasKernelChoice, mpiLibrary: env.mpiLibrary, mpiThreadLevel: env.mpiThreadLevel,
             overlap: config.overlap, commWait: env.commWait, bucketMb: config.bucketMB, buckets: buckets,
             stepSeconds: slowest.stepSeconds, imagesPerSecond: imagesPerSecond, gflopsPerSecond: gflops,
-            gflopsPerSecondPerRank: gflops / Double(all.count),
+            gflopsPerSecondPerRank: gflops / Double(jobRanks),
             stragglerRatio: meanOfMeans > 0 ? slowest.stepSeconds.mean / meanOfMeans : 1,
             allreduceSecondsPerStep: ranks.map(\.allreduce).reduce(0, +) / Double(ranks.count),
             exposedSecondsPerStep: ranks.map(\.exposed).reduce(0, +) / Double(ranks.count),

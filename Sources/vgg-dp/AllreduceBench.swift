@@ -48,6 +48,7 @@ struct AllreduceBench: ParsableCommand {
             guard minBytes >= 4, top >= minBytes, iterations >= 1 else {
                 throw TrainerError.usage("need 4 ≤ --min-bytes ≤ --max-bytes and --iterations ≥ 1")
             }
+            try checkBufferFits(top: top, gradientBytes: gradientBytes, world: world)
             var counts: [Int] = []
             var b = minBytes
             while b < top { counts.append(b / 4); b *= 2 }
@@ -104,6 +105,31 @@ struct AllreduceBench: ParsableCommand {
             if !wrong.isEmpty {
                 throw TrainerError.failed("allreduce gave wrong sums at sizes (bytes): \(wrong.map(String.init).joined(separator: ", "))")
             }
+        }
+    }
+
+    /// The largest buffer (the top size, or the whole gradient) must fit
+    /// MPI's count, an Int32 of floats, and the memory of every host with
+    /// each of its ranks holding one; every rank gets the same verdict, so
+    /// no rank waits in a collective the others skipped.
+    func checkBufferFits(top: Int, gradientBytes: Int, world: World) throws {
+        let largestCount = Int(Int32.max)
+        guard top / 4 <= largestCount, gradientBytes / 4 <= largestCount else {
+            let flag = top / 4 > largestCount ? "--max-bytes \(top)" : "the whole gradient (\(gradientBytes) bytes)"
+            throw TrainerError.usage("\(flag) is more than MPI's element count allows: at most \(largestCount) floats (\(Text.grouped(largestCount * 4)) bytes) per call")
+        }
+        let perRank = max(top, gradientBytes)
+        var problem: String?
+        if let available = availableMemoryBytes(), perRank * world.localSize > available {
+            let what = top >= gradientBytes ? "--max-bytes \(top)" : "the whole gradient (\(gradientBytes) bytes, \(model.rawValue))"
+            problem = "\(what) needs a \(gibibytes(perRank)) buffer on each of the \(world.localSize) rank(s) of host \(world.hostNames[world.rank]), "
+                + "which has \(gibibytes(available)) available (MemAvailable): use --max-bytes \(available / max(world.localSize, 1) / 4 * 4) or less"
+                + (top >= gradientBytes ? "" : ", and a smaller model")
+        }
+        if try world.allreduceMax(problem == nil ? 0 : 1) > 0 {
+            var message = problem ?? ""
+            if world.size > 1 { message = try world.broadcast(world.isRoot ? message : "") }
+            throw TrainerError.usage(message.isEmpty ? "a host other than rank 0's has too little memory for \(gibibytes(perRank)) per rank" : message)
         }
     }
 

@@ -62,6 +62,7 @@ struct ModelCommand: ParsableCommand {
     var plots: String?
 
     func run() throws {
+        try checkDistinctOutputs([("--markdown", markdown), ("--csv", csv)])
         try checkWritable(markdown, flag: "--markdown")
         try checkWritable(csv, flag: "--csv")
         let report = try loadRun(profile, what: "profile")

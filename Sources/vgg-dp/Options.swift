@@ -133,7 +133,7 @@ struct RunOptions: ParsableArguments {
 
         c.datasetSize = datasetSize
         if let t = threads, t < 1 { throw TrainerError.usage("--threads must be at least 1, got \(t)") }
-        try c.validate()
+        try c.validate(ranks: ranks)
         return c
     }
 

@@ -45,6 +45,7 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         guard !runs.isEmpty else { throw TrainerError.usage("report: give at least one run report (RUN.json)") }
+        try checkDistinctOutputs([("--markdown", markdown), ("--csv", csv)])
         try checkWritable(markdown, flag: "--markdown")
         try checkWritable(csv, flag: "--csv")
         let loaded = try LoadedRun.load(paths: runs)

@@ -3,10 +3,12 @@ import Dispatch
 import Foundation
 import Reports
 import Trainer
+import Vocabulary
 
 /// SIGINT and SIGTERM: rank 0 hands a snapshot of its timings to `onStop`
-/// (which writes a report marked incomplete) and exits with 128 + signal;
-/// the other ranks follow. Handled on a dispatch queue, not in a signal handler, so
+/// (which writes a report marked incomplete), removes the temporary files
+/// of atomic writes in progress (`TemporaryFiles`) and exits with 128 +
+/// signal; the other ranks follow. Handled on a dispatch queue, not in a signal handler, so
 /// the work may allocate and write files.
 final class StopSignals {
     let sources: [DispatchSourceSignal]
@@ -25,11 +27,15 @@ final class StopSignals {
                 // kill the rest at once, and rank 0 needs a moment to write.
                 if !world.isRoot { sleep(5) }
                 if world.isRoot {
+                    // A checkpoint or report being written now goes first:
+                    // mpirun's SIGKILL may come before the partial report is out.
+                    TemporaryFiles.removeAll()
                     FileHandle.standardError.write(Data("vgg-dp: stopped by signal \(sig)\n".utf8))
                     let t = RankTimings(steps: trainer.recordsSnapshot(), layerMeans: [], bucketMeans: [],
                                         peakRssBytes: peakResidentBytes(), peakGflops: trainer.peakGflops)
                     onStop(t, sig)
                 }
+                TemporaryFiles.removeAllAndHold()
                 _exit(128 + sig)
             }
             source.resume()

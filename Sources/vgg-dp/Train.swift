@@ -26,12 +26,24 @@ struct Train: ParsableCommand {
             var config = try options.config(ranks: world.size)
             config.peakProbe = !noPeakProbe
             config.recordTimeline = trace != nil
+            let checkpointFile = config.checkpointDir.map { URL(fileURLWithPath: $0).appendingPathComponent(Checkpoint.fileName).path }
             try checkOnRoot(world) {
+                // A file where the checkpoint folder should be is named as such, before the paths are compared.
+                if let dir = config.checkpointDir { try refuseFile(at: dir, flag: "--checkpoint-dir") }
+                try checkDistinctOutputs([("--report", report), ("--trace", trace), ("--csv", csv),
+                                          ("--checkpoint-dir", config.checkpointDir), ("--checkpoint-dir", checkpointFile)])
                 try checkWritable(report, flag: "--report")
-                try checkWritable(csv, flag: "--csv")
+                if let csv { try RunReport.checkCSVAppendable(csv) }
                 try checkWritable(trace, flag: "--trace")
                 if let dir = config.checkpointDir { try checkFolder(dir, flag: "--checkpoint-dir", writable: true) }
                 if let dir = config.resumeDir { try checkFolder(dir, flag: "--resume", writable: false) }
+                removeOrphanedTemporaries([report, trace, csv, checkpointFile].compactMap { $0 }.map(canonicalPath))
+            }
+            if world.isRoot, let k = config.checkpointEvery, k > config.warmup + config.steps {
+                FileHandle.standardError.write(Data("""
+                    vgg-dp: warning: --checkpoint-every \(k) is more than this run's \(config.warmup + config.steps) steps \
+                    (warm-up included): no checkpoint will be written\n
+                    """.utf8))
             }
             let threads = blasThreads(requested: options.threads, world: world)
             try options.resolveExchange(&config, world: world, threads: threads)
@@ -63,7 +75,8 @@ struct Train: ParsableCommand {
             // later: rank 0 writes what it has, marked incomplete, now.
             guard let path = report else { return }
             let partial = RunReport.make(config: config, plan: trainer.plan, ranks: [snapshot], environment: environment,
-                                         checksum: 0, command: CommandLine.arguments, startedAt: started, complete: false)
+                                         checksum: 0, command: CommandLine.arguments, startedAt: started, complete: false,
+                                         rankCount: world.size)
             var marked = partial
             marked.note = "stopped by signal \(signal) after \(snapshot.steps.count) timed steps; timings of rank 0 only; no checksum"
             try? marked.write(to: path)

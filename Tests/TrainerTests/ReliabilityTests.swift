@@ -19,6 +19,8 @@ final class ReliabilityTests: XCTestCase {
         let folder = Launcher.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let report = folder.appendingPathComponent("report.json").path
+        let plainFile = folder.appendingPathComponent("plain-file").path
+        try Data("x".utf8).write(to: URL(fileURLWithPath: plainFile))
         let cases: [(args: [String], message: String)] = [
             (["--model", "vgg12"], "The value 'vgg12' is invalid for '--model <model>'"),
             (["--mode", "backward"], "The value 'backward' is invalid for '--mode <mode>'"),
@@ -39,7 +41,15 @@ final class ReliabilityTests: XCTestCase {
             (["--trace", "/nonexistent-folder/t.json"], "folder /nonexistent-folder does not exist"),
             (["--mode", "forward", "--skip-nonfinite"], "--skip-nonfinite needs a mode with backward"),
             (["--checkpoint-dir", folder.path], "--checkpoint-dir and --checkpoint-every go together"),
-            (["--checkpoint-dir", "/nonexistent-folder", "--checkpoint-every", "2"], "--checkpoint-dir /nonexistent-folder: no such folder"),
+            (["--checkpoint-dir", plainFile, "--checkpoint-every", "2"], "--checkpoint-dir \(plainFile) is a file, not a folder"),
+            (["--trace", report], "contradictory options: --report and --trace both write \(report)"),
+            (["--momentum", "nan"], "--momentum must be a finite number in [0, 1), got nan"),
+            (["--momentum", "2"], "--momentum must be a finite number in [0, 1), got 2.0"),
+            (["--momentum=-0.5"], "--momentum must be a finite number in [0, 1), got -0.5"),
+            (["--weight-decay", "inf"], "--weight-decay must be a finite number ≥ 0, got inf"),
+            (["--weight-decay=-1"], "--weight-decay must be a finite number ≥ 0, got -1.0"),
+            (["--inject-fault", "kill:2:1"], "--inject-fault kill:2:1: rank 2 does not exist"),
+            (["--inject-fault", "stall:0:12"], "--inject-fault stall:0:12: step 12 never comes; this run's steps are 0 to 11"),
             (["--resume", "/nonexistent-folder"], "--resume /nonexistent-folder: no such folder"),
             (["--resume", folder.path], "no checkpoint.vggdp there"),
             (["--timeout=-5"], "--timeout must be 0 (off) or more"),

@@ -96,6 +96,7 @@ public struct ModelReport: Sendable {
             if m.model != r.model || m.imageSize != r.imageSize || m.widthDivisor != r.widthDivisor || m.classes != r.classes {
                 notes.append("\(path) is \(m.model.rawValue) \(m.imageSize)×\(m.imageSize) ÷\(m.widthDivisor), the profile \(r.model.rawValue) \(r.imageSize)×\(r.imageSize) ÷\(r.widthDivisor)")
             }
+            if !m.complete { notes.append("\(path) is marked incomplete (\(m.note ?? "no reason recorded")): its times cover only the steps it ran") }
             if m.bucketMb != r.bucketMb && rebuiltBucketMb == nil { notes.append("\(path) used \(m.bucketMb) MiB buckets, the profile \(r.bucketMb)") }
         }
         out += Markdown.table(["run", "ranks", "batch/rank", "hosts", "measured step ms", "predicted ms", "error",

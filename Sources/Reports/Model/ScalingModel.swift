@@ -233,6 +233,9 @@ extension ComputeProfile {
     /// per-layer backward times scaled to sum to the backward phase (the
     /// phase also holds what falls between layers), and the report's buckets.
     public init(report r: RunReport) throws {
+        guard r.complete else {
+            throw TrainerError.usage("model: the profile is marked incomplete (\(r.note ?? "no reason recorded")); profile a run that ends by itself")
+        }
         guard r.ranks == 1 else {
             throw TrainerError.usage("model: the profile has \(r.ranks) ranks; it must be a one-rank run (vgg-dp --report FILE without mpirun, or -n 1), so that no communication is in its times")
         }

@@ -176,7 +176,7 @@ public struct Comparison: Sendable {
         }
         for (run, row) in zip(runs, rows) {
             let r = run.report
-            if !r.complete { notes.append("\(run.name) is marked incomplete") }
+            if !r.complete { notes.append(ScalingStudy.incompleteNote(run)) }
             if r.schema != 1 { notes.append("\(run.name) has report schema \(r.schema); this tool reads schema 1") }
             if r.stepSeconds.mean <= 0 { notes.append("\(run.name) has no timed steps (step mean 0)") }
             // A run TensorFlow could have matched (TensorFlow ran this mode) but did not.

@@ -24,7 +24,16 @@ public struct LoadedRun: Sendable {
             }
             guard !isDir.boolValue else { throw TrainerError.usage("report: \(path) is a folder, not a run report") }
             do {
-                return LoadedRun(path: path, report: try RunReport.read(from: path))
+                let report = try RunReport.read(from: path)
+                guard RunReport.readableSchemas.contains(report.schema) else {
+                    throw TrainerError.usage("""
+                        report: \(path) has report schema \(report.schema); this tool reads schema \
+                        \(RunReport.readableSchemas.map(String.init).joined(separator: ", ")) (a newer vgg-dp wrote it?)
+                        """)
+                }
+                return LoadedRun(path: path, report: report)
+            } catch let error as TrainerError {
+                throw error
             } catch let error as DecodingError {
                 throw TrainerError.usage("report: \(path) is not a vgg-dp run report (\(describe(error)))")
             } catch {
@@ -33,19 +42,35 @@ public struct LoadedRun: Sendable {
         }
     }
 
+    /// The error in the file's own words: keys as the JSON spells them
+    /// (`per_rank`, not the Swift name `perRank`).
     static func describe(_ error: DecodingError) -> String {
         func at(_ path: [CodingKey]) -> String {
-            path.isEmpty ? "top level" : path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+            path.isEmpty ? "top level" : path.map { $0.intValue.map { "[\($0)]" } ?? snakeCase($0.stringValue) }.joined(separator: ".")
         }
         switch error {
         case let .dataCorrupted(c):
             return c.codingPath.isEmpty ? "not valid JSON" : "bad value at \(at(c.codingPath)): \(c.debugDescription)"
         case let .keyNotFound(key, c):
-            return "missing key \(key.stringValue) at \(at(c.codingPath))"
+            return "missing key \(snakeCase(key.stringValue)) at \(at(c.codingPath))"
         case let .typeMismatch(_, c), let .valueNotFound(_, c):
             return "wrong type at \(at(c.codingPath)): \(c.debugDescription)"
         @unknown default:
             return "\(error)"
         }
+    }
+
+    /// "perRank" → "per_rank", as JSONEncoder's convertToSnakeCase writes it.
+    static func snakeCase(_ key: String) -> String {
+        var out = ""
+        for ch in key {
+            if ch.isUppercase {
+                if !out.isEmpty { out.append("_") }
+                out.append(contentsOf: ch.lowercased())
+            } else {
+                out.append(ch)
+            }
+        }
+        return out
     }
 }

@@ -117,7 +117,7 @@ extension ScalingStudy {
         let header = ["ranks", "batch/rank", "global batch", "hosts", "BLAS threads", "step ms (mean ± sd)", "images/s",
                       "speedup", "efficiency", "exposed comm", "allreduce", "straggler"]
         let rows = points.map { p in
-            [String(p.ranks), String(p.batchPerRank), String(p.globalBatch), String(p.hostCount), String(p.blasThreads),
+            [String(p.ranks) + (p.complete ? "" : " (incomplete)"), String(p.batchPerRank), String(p.globalBatch), String(p.hostCount), String(p.blasThreads),
              "\(ms(p.stepMean)) ± \(ms(p.stepSD))", Text.fixed(p.imagesPerSecond, 2), Text.fixed(p.speedup, 2) + "×",
              p.efficiency.map(pct) ?? "-", pct(p.exposedShare), pct(p.allreduceShare), Text.fixed(p.stragglerRatio, 3)]
         }
@@ -128,7 +128,7 @@ extension ScalingStudy {
         let smallest = points.first?.stepMean ?? 0
         let header = ["batch size", "ranks", "mean ± sd (s / batch)", "ms / image", "images/s", "× smallest"]
         let rows = points.map { p in
-            ["\(p.batchPerRank)", "\(p.ranks)", "\(Text.fixed(p.stepMean, 4)) ± \(Text.fixed(p.stepSD, 4))",
+            ["\(p.batchPerRank)" + (p.complete ? "" : " (incomplete)"), "\(p.ranks)", "\(Text.fixed(p.stepMean, 4)) ± \(Text.fixed(p.stepSD, 4))",
              Text.fixed(p.batchPerRank > 0 ? 1000 * p.stepMean / Double(p.batchPerRank) : 0, 2),
              Text.fixed(p.imagesPerSecond, 2), smallest > 0 ? Text.fixed(p.stepMean / smallest, 2) : "-"]
         }

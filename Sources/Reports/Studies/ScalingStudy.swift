@@ -40,6 +40,9 @@ public struct StudyPoint: Equatable, Sendable {
     public var optimizer: Double
     public var allreduce: Double
     public var exposed: Double
+    /// False for a run that stopped early (`complete: false`): its row is
+    /// marked "(incomplete)", and a note says what it holds.
+    public var complete = true
 }
 
 /// A scaling study (or batch-size sweep) built from run reports: pure values,
@@ -159,11 +162,18 @@ public struct ScalingStudy: Sendable {
         differ("overlap", { $0.overlap ? "overlapped" : "after backward" })
         differ("bucket size", { "\($0.bucketMb) MiB" })
         for r in runs {
-            if !r.report.complete { notes.append("\(r.name) is marked incomplete") }
+            if !r.report.complete { notes.append(incompleteNote(r)) }
             if r.report.schema != 1 { notes.append("\(r.name) has report schema \(r.report.schema); this tool reads schema 1") }
             if r.report.stepSeconds.mean <= 0 { notes.append("\(r.name) has no timed steps (step mean 0)") }
         }
         return notes
+    }
+
+    /// What an incomplete run's figures are worth.
+    static func incompleteNote(_ run: LoadedRun) -> String {
+        let r = run.report
+        return "\(run.name) is marked incomplete (\(r.note ?? "no reason recorded")): its row, marked (incomplete), "
+            + "covers only the \(r.perRank.first?.steps.count ?? 0) timed step(s) it ran, timed on \(r.perRank.count) of its \(r.ranks) rank(s)"
     }
 
     // MARK: - Formulas
@@ -191,7 +201,7 @@ public struct ScalingStudy: Sendable {
         let r = run.report
         let n = Double(max(r.perRank.count, 1))
         func rankMean(_ f: (RunReport.Rank) -> Double) -> Double { r.perRank.map(f).reduce(0, +) / n }
-        return StudyPoint(
+        var point = StudyPoint(
             file: run.name, ranks: r.ranks, batchPerRank: r.batchPerRank, globalBatch: r.globalBatch,
             hostCount: Set(r.hosts).count, blasThreads: r.blasThreads,
             stepMean: r.stepSeconds.mean, stepSD: r.stepSeconds.sd, imagesPerSecond: r.imagesPerSecond,
@@ -203,5 +213,7 @@ public struct ScalingStudy: Sendable {
             optimizer: rankMean(\.optimizer),
             allreduce: r.perRank.isEmpty ? r.allreduceSecondsPerStep : rankMean(\.allreduce),
             exposed: r.perRank.isEmpty ? r.exposedSecondsPerStep : rankMean(\.exposed))
+        point.complete = r.complete
+        return point
     }
 }
