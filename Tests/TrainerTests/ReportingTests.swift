@@ -56,8 +56,10 @@ final class ReportingTests: XCTestCase {
         let trace = folder.appendingPathComponent("trace.json").path
         let csv = folder.appendingPathComponent("runs.csv").path
         for _ in 0..<2 {
+            // The allreduce exchange: one slice per bucket's allreduce on the communication row.
             let r = try Launcher.run(tiny + ["--batch-size", "2", "--warmup", "1", "--steps", "3", "--bucket-mb", "0",
-                                             "--trace", trace, "--csv", csv, "--no-peak-probe"], ranks: 2)
+                                             "--exchange", "allreduce", "--trace", trace, "--csv", csv, "--no-peak-probe"],
+                                     ranks: 2)
             XCTAssertEqual(r.status, 0, r.all)
         }
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: trace))) as? [String: Any]
