@@ -121,7 +121,7 @@ struct AllreduceBench: ParsableCommand {
         let perRank = max(top, gradientBytes)
         var problem: String?
         if let available = availableMemoryBytes(), perRank * world.localSize > available {
-            let what = top >= gradientBytes ? "--max-bytes \(top)" : "the whole gradient (\(gradientBytes) bytes, \(model.rawValue))"
+            let what = top >= gradientBytes ? "--max-bytes \(top)" : "the whole gradient (\(gradientBytes) bytes, \(network.model.rawValue))"
             problem = "\(what) needs a \(gibibytes(perRank)) buffer on each of the \(world.localSize) rank(s) of host \(world.hostNames[world.rank]), "
                 + "which has \(gibibytes(available)) available (MemAvailable): use --max-bytes \(available / max(world.localSize, 1) / 4 * 4) or less"
                 + (top >= gradientBytes ? "" : ", and a smaller model")
