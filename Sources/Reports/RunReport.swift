@@ -155,6 +155,9 @@ public struct RunReport: Encodable, Sendable {
     public var sharedBytesPerHost: Int? = nil
     /// Sum over ranks of `per_rank.peak_pss_bytes`.
     public var peakPssBytesSum: Int? = nil
+    /// The job's restarts by `scripts/launch.sh --max-restarts` (`--restart-log`);
+    /// absent when the job was not launched that way, empty when it had none.
+    public var restarts: [Restart]? = nil
 
     /// Every field; the defaults are those of a complete vgg-dp report.
     public init(schema: Int = 1, tool: String = "vgg-dp", complete: Bool = true,
@@ -365,6 +368,7 @@ extension RunReport: Decodable {
         exchange = try c.decodeIfPresent(ExchangeChoice.self, forKey: .exchange)
         sharedBytesPerHost = try c.decodeIfPresent(Int.self, forKey: .sharedBytesPerHost)
         peakPssBytesSum = try c.decodeIfPresent(Int.self, forKey: .peakPssBytesSum)
+        restarts = try c.decodeIfPresent([Restart].self, forKey: .restarts)
 
         let layerIndex = Dictionary(layers.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
         var list = try c.nestedUnkeyedContainer(forKey: .buckets)

@@ -12,10 +12,12 @@ extension RunReport {
     /// `rankCount` is the job's rank count when `all` holds only some ranks'
     /// timings (a partial report after a signal has rank 0's alone): ranks,
     /// global batch, images/s and the per-rank GFLOP/s are the job's, and
-    /// `per_rank` lists the ranks whose timings there are.
+    /// `per_rank` lists the ranks whose timings there are. `restarts` are the
+    /// job's restarts by the launcher (`--restart-log`), nil when it was not
+    /// launched with restarts.
     public static func make(config: TrainConfig, plan: BucketPlan, ranks all: [RankTimings], environment env: RunEnvironment,
                             checksum: UInt64, command: [String], startedAt: String, complete: Bool = true,
-                            rankCount: Int? = nil) -> RunReport {
+                            rankCount: Int? = nil, restarts: [Restart]? = nil) -> RunReport {
         let jobRanks = max(rankCount ?? all.count, all.count)
         let spec = config.network
         let specs = spec.layers
@@ -106,6 +108,7 @@ extension RunReport {
         report.sharedBytesPerHost = shared > 0 ? shared : nil
         let pss = ranks.compactMap(\.peakPssBytes)
         report.peakPssBytesSum = pss.count == ranks.count && !pss.isEmpty ? pss.reduce(0, +) : nil
+        report.restarts = restarts
         return report
     }
 }

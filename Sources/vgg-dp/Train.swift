@@ -19,10 +19,13 @@ struct Train: ParsableCommand {
     var trace: String?
     @Flag(help: "Skip the sgemm peak probe at start (no % of peak in the report).")
     var noPeakProbe = false
+    @Option(help: "The launcher's restart log (scripts/launch.sh --max-restarts passes it): the report lists its restarts.")
+    var restartLog: String?
 
     func run() throws {
         let started = ISO8601DateFormatter().string(from: Date())
         try withWorld { world in
+            var restarts: [Restart]?
             var config = try options.config(ranks: world.size)
             config.peakProbe = !noPeakProbe
             config.recordTimeline = trace != nil
@@ -37,6 +40,7 @@ struct Train: ParsableCommand {
                 try checkWritable(trace, flag: "--trace")
                 if let dir = config.checkpointDir { try checkFolder(dir, flag: "--checkpoint-dir", writable: true) }
                 if let dir = config.resumeDir { try checkFolder(dir, flag: "--resume", writable: false) }
+                if let log = restartLog { restarts = try Restart.readLog(log) }
                 removeOrphanedTemporaries([report, trace, csv, checkpointFile].compactMap { $0 }.map(canonicalPath))
             }
             if world.isRoot, let k = config.checkpointEvery, k > config.warmup + config.steps {
@@ -55,7 +59,7 @@ struct Train: ParsableCommand {
 
             let trainer = try DataParallelTrainer(config: config, group: world, blasThreads: threads)
             do {
-                try train(trainer, config: config, world: world, started: started)
+                try train(trainer, config: config, world: world, started: started, restarts: restarts)
             } catch {
                 trainer.shutdown()
                 throw error
@@ -63,7 +67,9 @@ struct Train: ParsableCommand {
         }
     }
 
-    func train(_ trainer: DataParallelTrainer, config: TrainConfig, world: World, started: String) throws {
+    /// Trains; rank 0 reports (with the launcher's `restarts`, which only rank 0 has read).
+    func train(_ trainer: DataParallelTrainer, config: TrainConfig, world: World, started: String,
+               restarts: [Restart]?) throws {
         if let dir = config.resumeDir {
             try trainer.resume(from: dir)
             if world.isRoot { printOut("resumed from \(dir) at step \(trainer.startStep)") }
@@ -76,7 +82,7 @@ struct Train: ParsableCommand {
             guard let path = report else { return }
             let partial = RunReport.make(config: config, plan: trainer.plan, ranks: [snapshot], environment: environment,
                                          checksum: 0, command: CommandLine.arguments, startedAt: started, complete: false,
-                                         rankCount: world.size)
+                                         rankCount: world.size, restarts: restarts)
             var marked = partial
             marked.note = "stopped by signal \(signal) after \(snapshot.steps.count) timed steps; timings of rank 0 only; no checksum"
             try? marked.write(to: path)
@@ -96,12 +102,14 @@ struct Train: ParsableCommand {
         trainer.shutdown()
         guard let ranks = gathered else { return }
         let result = RunReport.make(config: config, plan: trainer.plan, ranks: ranks, environment: environment,
-                                    checksum: checksum, command: CommandLine.arguments, startedAt: started)
+                                    checksum: checksum, command: CommandLine.arguments, startedAt: started,
+                                    restarts: restarts)
         printOut(result.closingLines)
         printOut("\nper rank (ms per step):\n" + result.rankTable)
         printOut("\nper layer (rank mean, ms per step):\n" + result.layerTable)
         printOut("\noutside sgemm: \(Text.fixed(100 * result.nonGemmShare, 1))% of forward+backward layer time")
         printOut("parameter checksum: \(result.parameterChecksum) (identical on all \(world.size) rank(s))")
+        for r in result.restarts ?? [] { printOut(r.line) }
         if let skipped = result.skippedSteps, skipped > 0 {
             printOut("skipped updates (non-finite gradients): \(skipped)")
         }
