@@ -1,10 +1,24 @@
 #!/usr/bin/env bash
 # Launch vgg-dp under mpirun with the right options for this machine.
 #
-#   scripts/launch.sh [-n RANKS] [--hostfile FILE] [--] [vgg-dp args...]
+#   scripts/launch.sh [-n RANKS] [--hostfile FILE] [--max-restarts K] [--] [vgg-dp args...]
 #
 #   -n, --np RANKS     number of MPI ranks (default 4)
 #   --hostfile FILE    OpenMPI hostfile (default hostfiles/localhost in the repo)
+#   --max-restarts K   when the job ends because a rank died, a host was lost
+#                      or a rank failed (any exit but 0 and 2), relaunch it
+#                      with --resume from the checkpoint in vgg-dp's
+#                      --checkpoint-dir (needed), up to K times (default 0:
+#                      none). Exit 2 (bad input) is never restarted. With no
+#                      checkpoint yet, the same command runs again. With
+#                      --hostfile, every host is probed first (mpirun -H HOST
+#                      -n 1 true, VGGDP_PROBE_TIMEOUT s, default 20); those
+#                      that do not answer are left out, and the job goes on
+#                      with the ranks of the others when the global batch
+#                      divides by their count, else it stops saying why. Each
+#                      restart is one JSON line in CHECKPOINT-DIR/restarts.jsonl,
+#                      given to vgg-dp as --restart-log: the report lists them.
+#                      See scripts/lib/elastic.sh and docs/CLUSTER.md.
 #   --                 end of launch.sh options; the rest goes to vgg-dp
 #   The first argument launch.sh does not know also ends its options.
 #
@@ -20,7 +34,9 @@
 #   --oversubscribe                 only when RANKS > the hostfile's slots
 #   OMPI_ALLOW_RUN_AS_ROOT(_CONFIRM)=1 in the environment when run as root
 # The mpirun command is printed on stderr as "+ mpirun ..." and launch.sh
-# exits with mpirun's status.
+# exits with mpirun's status (without --max-restarts it becomes mpirun, so a
+# signal to it is a signal to mpirun; with it, launch.sh passes TERM, INT and
+# HUP on to mpirun and does not restart).
 set -euo pipefail
 
 script=launch.sh
@@ -31,10 +47,13 @@ needs_value_status=1
 
 ranks=4
 hostfile="$repo_root/hostfiles/localhost"
+hostfile_given=0
+max_restarts=0
 while [ "$#" -gt 0 ]; do
     case "$1" in
         -n|-np|--np|-n=*|--np=*) take_value "$@"; ranks="$value"; shift "$taken" ;;
-        --hostfile|--hostfile=*) take_value "$@"; hostfile="$value"; shift "$taken" ;;
+        --hostfile|--hostfile=*) take_value "$@"; hostfile="$value"; hostfile_given=1; shift "$taken" ;;
+        --max-restarts|--max-restarts=*) take_value "$@"; max_restarts="$value"; shift "$taken" ;;
         -h|--help) usage; exit 0 ;;
         --) shift; break ;;
         *) break ;;
@@ -42,6 +61,7 @@ while [ "$#" -gt 0 ]; do
 done
 
 positive "$ranks" || fail "RANKS must be a positive integer, got '$ranks'"
+whole "$max_restarts" || fail "--max-restarts must be a whole number (0: no restart), got '$max_restarts'"
 [ -f "$hostfile" ] || fail "hostfile not found: $hostfile"
 
 require_bin
@@ -69,25 +89,39 @@ hostfile_slots() {
 }
 
 cores="$(nproc 2>/dev/null || echo 1)"
-slots="$(hostfile_slots "$hostfile")"
 
 if [ "$(id -u)" -eq 0 ]; then
     export OMPI_ALLOW_RUN_AS_ROOT=1
     export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
 
-cmd=(mpirun -n "$ranks" --hostfile "$hostfile" --bind-to none)
-if [ "$ranks" -gt "$cores" ]; then
-    cmd+=(--mca mpi_yield_when_idle 1)
+# Sets cmd: mpirun running vgg-dp with the rest of the arguments on $1 ranks
+# placed by hostfile $2.
+mpirun_command() {
+    local n="$1" file="$2"
+    shift 2
+    cmd=(mpirun -n "$n" --hostfile "$file" --bind-to none)
+    if [ "$n" -gt "$cores" ]; then
+        cmd+=(--mca mpi_yield_when_idle 1)
+    fi
+    if [ "$n" -gt "$(hostfile_slots "$file")" ]; then
+        cmd+=(--oversubscribe)
+    fi
+    if [ -n "${MPIRUN_ARGS:-}" ]; then
+        read -r -a extra <<<"$MPIRUN_ARGS"
+        cmd+=("${extra[@]}")
+    fi
+    cmd+=("$bin" "$@")
+}
+
+if [ "$max_restarts" -gt 0 ]; then
+    # shellcheck source=scripts/lib/elastic.sh
+    . "$repo_root/scripts/lib/elastic.sh"
+    elastic_command() { mpirun_command "$@"; }
+    elastic_run "$max_restarts" "$ranks" "$hostfile" "$hostfile_given" -- "$@"
 fi
-if [ "$ranks" -gt "$slots" ]; then
-    cmd+=(--oversubscribe)
-fi
-if [ -n "${MPIRUN_ARGS:-}" ]; then
-    read -r -a extra <<<"$MPIRUN_ARGS"
-    cmd+=("${extra[@]}")
-fi
-cmd+=("$bin" "$@")
+
+mpirun_command "$ranks" "$hostfile" "$@"
 
 # Print the command on one line, shell-quoted so it can be pasted back.
 printf '+' >&2
