@@ -1,0 +1,256 @@
+import Foundation
+import Reports
+import TestSupport
+@testable import Trainer
+import XCTest
+
+/// Elastic restart (`scripts/launch.sh --max-restarts`, scripts/lib/elastic.sh):
+/// a job whose rank dies is relaunched from its newest checkpoint and ends
+/// with the weights of an uninterrupted run; bad input is never restarted;
+/// a job that keeps failing gives up; hosts that do not answer are left out.
+final class ElasticTests: XCTestCase {
+    let tiny = Launcher.tiny + ["--no-peak-probe"]
+    let launch = Launcher.repoRoot.appendingPathComponent("scripts/launch.sh").path
+
+    func checksum(_ text: String) -> String? {
+        guard let range = text.range(of: "parameter checksum: ") else { return nil }
+        return String(text[range.upperBound...].prefix(16))
+    }
+
+    /// The processes whose command line holds `marker` and whose environment
+    /// says they are MPI rank `rank` (Open MPI sets OMPI_COMM_WORLD_RANK).
+    func rankProcesses(marker: String, rank: Int) -> [pid_t] {
+        let ids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return ids.compactMap { id -> pid_t? in
+            guard let pid = pid_t(id),
+                  let cmdline = FileManager.default.contents(atPath: "/proc/\(id)/cmdline"),
+                  let environ = FileManager.default.contents(atPath: "/proc/\(id)/environ") else { return nil }
+            let words = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            let env = environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            guard words.contains(marker), words.first?.hasSuffix("vgg-dp") == true,
+                  env.contains("OMPI_COMM_WORLD_RANK=\(rank)") else { return nil }
+            return pid
+        }
+    }
+
+    struct Job {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var all: String { stdout + stderr }
+    }
+
+    /// Runs `scripts/launch.sh arguments` in the background; `whileRunning`
+    /// gets to act on the job; then waits for it, at most `timeout` seconds.
+    func launchInBackground(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 180,
+                            whileRunning: () throws -> Void) throws -> Job {
+        let folder = Launcher.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let out = folder.appendingPathComponent("out"), err = folder.appendingPathComponent("err")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [launch] + arguments
+        var env = ProcessInfo.processInfo.environment
+        env["VGGDP_BIN"] = Launcher.binary
+        env["VGGDP_OPENBLAS_KERNEL"] = "keep"
+        for (k, v) in environment { env[k] = v }
+        p.environment = env
+        p.standardOutput = try FileHandle(forWritingTo: out)
+        p.standardError = try FileHandle(forWritingTo: err)
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        try whileRunning()
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { usleep(50_000) }
+        if p.isRunning {
+            kill(p.processIdentifier, SIGTERM)
+            p.waitUntilExit()
+            XCTFail("the job did not end within \(timeout) s")
+        }
+        p.waitUntilExit()
+        return Job(status: p.terminationStatus,
+                               stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+                               stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+    }
+
+    struct TimedOut: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Waits (at most `seconds`) until `condition` holds; throws after that.
+    func waitFor(_ seconds: Double, _ what: String, _ condition: () -> Bool) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !condition() {
+            guard Date() < deadline else { throw TimedOut(description: "timed out after \(seconds) s waiting for \(what)") }
+            usleep(20_000)
+        }
+    }
+
+    /// 2 ranks, a checkpoint every 2 steps; rank 1 is killed with SIGKILL from
+    /// outside once the first checkpoint is there; `--max-restarts 1`
+    /// relaunches from the checkpoint; the job finishes with the checksum of
+    /// an uninterrupted run, and its report lists the restart.
+    func testKilledRankIsRestartedFromItsCheckpointAndEndsAsAnUninterruptedRun() throws {
+        let folder = Launcher.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let marker = "918273645" // the seed: a number no other test uses, to find this job's ranks
+        let base = tiny + ["--batch-size", "1", "--warmup", "2", "--steps", "60", "--seed", marker]
+        let whole = try Launcher.run(base, ranks: 2)
+        XCTAssertEqual(whole.status, 0, whole.all)
+        let expected = try XCTUnwrap(checksum(whole.stdout), whole.all)
+
+        let dir = folder.appendingPathComponent("ck"), report = folder.appendingPathComponent("r.json").path
+        let checkpoint = dir.appendingPathComponent("checkpoint.vggdp").path
+        var killed: [pid_t] = []
+        let r = try launchInBackground(["-n", "2", "--max-restarts", "1", "--"] + base
+                                       + ["--checkpoint-dir", dir.path, "--checkpoint-every", "2", "--report", report]) {
+            try waitFor(120, "the first checkpoint") { FileManager.default.fileExists(atPath: checkpoint) }
+            try waitFor(10, "rank 1's process") { !rankProcesses(marker: marker, rank: 1).isEmpty }
+            killed = rankProcesses(marker: marker, rank: 1)
+            for pid in killed { kill(pid, SIGKILL) }
+        }
+        XCTAssertEqual(killed.count, 1, "one rank 1 process")
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stderr.contains("launch.sh: restart 1 of 1: rank 1 on node"), r.all)
+        XCTAssertTrue(r.stderr.contains("exited on signal 9 (Killed)"), r.all)
+        XCTAssertTrue(r.stdout.contains("resumed from \(dir.path) at step"), r.all)
+        XCTAssertEqual(checksum(r.stdout), expected, "the restarted job ends with the uninterrupted run's weights: \(r.all)")
+
+        let restarts = try XCTUnwrap(try RunReport.read(from: report).restarts)
+        XCTAssertEqual(restarts.count, 1)
+        let restart = try XCTUnwrap(restarts.first)
+        XCTAssertEqual(restart.restart, 1)
+        XCTAssertTrue(restart.lost.hasPrefix("rank 1 on node ") && restart.lost.hasSuffix("exited on signal 9 (Killed)"), restart.lost)
+        XCTAssertEqual(restart.exitStatus, 137)
+        XCTAssertEqual(restart.ranks, 2)
+        XCTAssertEqual(restart.hostsLeftOut, [])
+        let from = try XCTUnwrap(restart.resumedFromStep)
+        XCTAssertTrue(from >= 2 && from < 62 && from % 2 == 0, "a checkpoint step: \(from)")
+        XCTAssertTrue(r.stdout.contains("resumed from \(dir.path) at step \(from)"), r.all)
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(restart.lastStepSeen), from - 1)
+        XCTAssertLessThanOrEqual(restart.stepsRecomputedMin, restart.stepsRecomputedMax)
+        XCTAssertLessThanOrEqual(restart.stepsRecomputedMax, 2, "at most the checkpoint interval")
+        XCTAssertNotNil(ISO8601DateFormatter().date(from: restart.at), restart.at)
+        XCTAssertTrue(r.stdout.contains("restart 1 at \(restart.at): \(restart.lost) (exit 137); resumed from step \(from) on 2 rank(s)"), r.all)
+        // The log the launcher wrote: one line.
+        let log = try String(contentsOf: dir.appendingPathComponent("restarts.jsonl"), encoding: .utf8)
+        XCTAssertEqual(log.split(separator: "\n").count, 1, log)
+        XCTAssertEqual(rankProcesses(marker: marker, rank: 0) + rankProcesses(marker: marker, rank: 1), [], "no rank left behind")
+    }
+
+    /// Bad input ends the job with status 2 and is not restarted; so is a
+    /// launch without a checkpoint folder, and a second --restart-log.
+    func testBadInputIsNotRestarted() throws {
+        let folder = Launcher.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let dir = folder.appendingPathComponent("ck").path
+        let bad = try Launcher.command(["bash", launch, "-n", "2", "--max-restarts", "3", "--"] + tiny
+                                       + ["--steps", "4", "--momentum", "2", "--checkpoint-dir", dir, "--checkpoint-every", "2"],
+                                       timeout: 60, environment: ["VGGDP_BIN": Launcher.binary])
+        XCTAssertEqual(bad.status, 2, bad.all)
+        XCTAssertTrue(bad.stderr.contains("--momentum must be a finite number in [0, 1), got 2.0"), bad.all)
+        XCTAssertTrue(bad.stderr.contains("launch.sh: not restarted: vgg-dp refused its input (exit 2)"), bad.all)
+        XCTAssertEqual(bad.stderr.components(separatedBy: "+ mpirun").count - 1, 1, "launched once: \(bad.stderr)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/restarts.jsonl"))
+
+        let noFolder = try Launcher.command(["bash", launch, "-n", "2", "--max-restarts", "1", "--"] + tiny + ["--steps", "4"],
+                                            timeout: 60, environment: ["VGGDP_BIN": Launcher.binary])
+        XCTAssertEqual(noFolder.status, 2, noFolder.all)
+        XCTAssertTrue(noFolder.stderr.contains("launch.sh: --max-restarts relaunches from the checkpoints in --checkpoint-dir"), noFolder.all)
+        XCTAssertFalse(noFolder.stderr.contains("+ mpirun"), noFolder.all)
+
+        let ownLog = try Launcher.command(["bash", launch, "-n", "2", "--max-restarts", "1", "--"] + tiny
+                                          + ["--checkpoint-dir", dir, "--checkpoint-every", "2", "--restart-log", dir + "/x"],
+                                          timeout: 60, environment: ["VGGDP_BIN": Launcher.binary])
+        XCTAssertEqual(ownLog.status, 2, ownLog.all)
+        XCTAssertTrue(ownLog.stderr.contains("--restart-log is set by launch.sh --max-restarts"), ownLog.all)
+
+        let notTraining = try Launcher.command(["bash", launch, "-n", "2", "--max-restarts", "1", "--", "verify"] + tiny,
+                                               timeout: 60, environment: ["VGGDP_BIN": Launcher.binary])
+        XCTAssertEqual(notTraining.status, 2, notTraining.all)
+        XCTAssertTrue(notTraining.stderr.contains("--max-restarts restarts training runs: 'vgg-dp verify' is not one"), notTraining.all)
+
+        // A restart log vgg-dp cannot read is bad input too.
+        try Data("{\"restart\": 1}\n".utf8).write(to: URL(fileURLWithPath: folder.appendingPathComponent("log").path))
+        let badLog = try Launcher.run(tiny + ["--steps", "1", "--restart-log", folder.appendingPathComponent("log").path], ranks: 2)
+        XCTAssertEqual(badLog.status, 2, badLog.all)
+        XCTAssertTrue(badLog.stderr.contains("line 1 is not a restart record of scripts/lib/elastic.sh (no at)"), badLog.all)
+    }
+
+    /// A rank that dies at the same step every time: each relaunch resumes
+    /// from the checkpoint before it; after K restarts the launcher gives up
+    /// with the job's status and says so.
+    func testRestartsExhaustedGiveUpWithAClearMessage() throws {
+        let folder = Launcher.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let dir = folder.appendingPathComponent("ck")
+        // Checkpoints after steps 1 and 3 (0-based): every run dies at step 5 and resumes at 4.
+        let r = try Launcher.command(["bash", launch, "-n", "2", "--max-restarts", "2", "--"] + tiny
+                                     + ["--batch-size", "1", "--warmup", "0", "--steps", "8", "--checkpoint-dir", dir.path,
+                                        "--checkpoint-every", "2", "--inject-fault", "kill:1:5"],
+                                     timeout: 180, environment: ["VGGDP_BIN": Launcher.binary])
+        XCTAssertEqual(r.status, 137, r.all)
+        XCTAssertEqual(r.stderr.components(separatedBy: "+ mpirun").count - 1, 3, "launched 1 + 2 times: \(r.stderr)")
+        XCTAssertTrue(r.stderr.contains("launch.sh: restart 2 of 2: rank 1 on node"), r.all)
+        XCTAssertTrue(r.stderr.contains("launch.sh: giving up after 2 restart(s) (--max-restarts 2): rank 1 on node"), r.all)
+        XCTAssertTrue(r.stderr.contains("the newest checkpoint is in \(dir.path)"), r.all)
+        let lines = try String(contentsOf: dir.appendingPathComponent("restarts.jsonl"), encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 2)
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let records = try lines.map { try decoder.decode(Restart.self, from: Data($0.utf8)) }
+        XCTAssertEqual(records.map(\.restart), [1, 2])
+        XCTAssertEqual(records.map(\.resumedFromStep), [4, 4])
+        // Each run completed step 4 before rank 1 died at 5; the launcher can
+        // bound it by the checkpoint interval, 2 steps.
+        XCTAssertEqual(records.map(\.stepsRecomputedMax), [2, 2])
+        XCTAssertEqual(records.map(\.lastStepSeen), [3, 3], "the checkpoint at 4 says step 3 was done")
+    }
+
+    /// A hostfile whose second host does not answer (an rsh agent that
+    /// refuses it): the first launch fails, the probe leaves the host out,
+    /// and the job goes on with the rank left, on the same global batch, as
+    /// a one-rank run of that batch does; when the ranks left do not divide
+    /// the global batch, the launcher stops and says why.
+    func testHostThatDoesNotAnswerIsLeftOut() throws {
+        let folder = Launcher.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let agent = folder.appendingPathComponent("agent").path
+        try Data("#!/bin/sh\necho \"test agent: host $1 does not answer\" >&2\nexit 255\n".utf8).write(to: URL(fileURLWithPath: agent))
+        chmod(agent, 0o755)
+        let hostfile = folder.appendingPathComponent("hosts").path
+        try Data("localhost slots=1\nghost-host slots=1\n".utf8).write(to: URL(fileURLWithPath: hostfile))
+        let environment = ["VGGDP_BIN": Launcher.binary, "MPIRUN_ARGS": "--mca plm_rsh_agent \(agent)", "VGGDP_PROBE_TIMEOUT": "30"]
+        let base = tiny + ["--batch-size", "1", "--warmup", "0", "--steps", "6"]
+        let dir = folder.appendingPathComponent("ck").path, report = folder.appendingPathComponent("r.json").path
+
+        let r = try Launcher.command(["bash", launch, "-n", "2", "--hostfile", hostfile, "--max-restarts", "1", "--"] + base
+                                     + ["--checkpoint-dir", dir, "--checkpoint-every", "2", "--report", report],
+                                     timeout: 180, environment: environment)
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stderr.contains("launch.sh: host ghost-host does not answer"), r.all)
+        XCTAssertTrue(r.stderr.contains("no checkpoint yet: starting again from the beginning on 1 rank(s)"), r.all)
+        XCTAssertTrue(r.stderr.contains("--global-batch 2"), "per-rank batch 1 × 2 ranks becomes the global batch: \(r.stderr)")
+        let one = try Launcher.run(tiny + ["--global-batch", "2", "--warmup", "0", "--steps", "6"])
+        XCTAssertEqual(one.status, 0, one.all)
+        XCTAssertEqual(checksum(r.stdout), try XCTUnwrap(checksum(one.stdout)), r.all)
+        let restart = try XCTUnwrap(try RunReport.read(from: report).restarts?.first)
+        XCTAssertEqual(restart.hostsLeftOut, ["ghost-host"])
+        XCTAssertEqual(restart.ranks, 1)
+        XCTAssertNil(restart.resumedFromStep)
+        XCTAssertTrue(restart.lost.contains("daemon could not be started"), restart.lost)
+
+        // 3 ranks, 2 on localhost: the 2 left do not divide a global batch of 3.
+        try Data("localhost slots=2\nghost-host slots=1\n".utf8).write(to: URL(fileURLWithPath: hostfile))
+        let stop = try Launcher.command(["bash", launch, "-n", "3", "--hostfile", hostfile, "--max-restarts", "1", "--"] + tiny
+                                        + ["--global-batch", "3", "--steps", "2", "--checkpoint-dir", dir, "--checkpoint-every", "2"],
+                                        timeout: 180, environment: environment)
+        XCTAssertNotEqual(stop.status, 0, stop.all)
+        XCTAssertNotEqual(stop.status, 2, stop.all)
+        XCTAssertTrue(stop.stderr.contains("host(s) ghost-host do not answer, and the global batch 3 does not divide by the 2 rank(s) left on the others"), stop.all)
+        XCTAssertEqual(stop.stderr.components(separatedBy: "+ mpirun").count - 1, 1, stop.stderr)
+    }
+}
