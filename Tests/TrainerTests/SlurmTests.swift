@@ -144,5 +144,76 @@ final class SlurmTests: XCTestCase {
         XCTAssertEqual(outside.status, 0, outside.all)
         XCTAssertEqual(try RunReport.read(from: path).parameterChecksum, autoChecksum,
                        "a Slurm job and scripts/launch.sh of one configuration differ")
+
+        try elasticRestart(environment: env, folder: folder.appendingPathComponent("elastic"))
+    }
+
+    /// MAX_RESTARTS=1: rank 1 of the study's run is killed (SIGKILL, from
+    /// outside) after its first checkpoint; the run is relaunched inside the
+    /// allocation from the checkpoint and ends with the weights of the same
+    /// run outside Slurm; its report lists the restart.
+    func elasticRestart(environment: [String: String], folder: URL) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let marker = "192837465" // the seed: finds this job's ranks
+        let args = Launcher.tiny + ["--steps", "40", "--warmup", "1", "--no-peak-probe", "--seed", marker]
+        var env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        env["OUT"] = folder.path
+        env["VGGDP_BIN"] = Launcher.binary
+        env["VGGDP_OPENBLAS_KERNEL"] = "keep"
+        env["BATCH"] = "2"
+        env["MAX_RESTARTS"] = "1"
+        env["CHECKPOINT_EVERY"] = "2"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        p.arguments = ["-k", "5", "600", "sbatch", "--wait", "--nodes=1", "--ntasks-per-node=2", "--cpus-per-task=1",
+                       "--time=00:10:00", "--chdir=\(folder.path)", "--output=\(folder.path)/job.out",
+                       script("slurm/vgg-dp.sbatch")] + args
+        p.environment = env
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let checkpoint = folder.appendingPathComponent("checkpoints-ranks-2/checkpoint.vggdp").path
+        var killed: [pid_t] = []
+        let deadline = Date().addingTimeInterval(300)
+        while killed.isEmpty && p.isRunning && Date() < deadline {
+            if FileManager.default.fileExists(atPath: checkpoint) {
+                killed = Self.processes(marker: marker, environment: ["OMPI_COMM_WORLD_RANK=1", "PMIX_RANK=1"])
+                for pid in killed { kill(pid, SIGKILL) }
+            }
+            usleep(20_000)
+        }
+        p.waitUntilExit()
+        let output = (try? String(contentsOf: folder.appendingPathComponent("job.out"), encoding: .utf8)) ?? ""
+        let log = (try? String(contentsOf: folder.appendingPathComponent("ranks-2.log"), encoding: .utf8)) ?? ""
+        XCTAssertEqual(p.terminationStatus, 0, "sbatch --wait with MAX_RESTARTS=1:\n\(output)\n\(log)")
+        XCTAssertEqual(killed.count, 1, "one rank 1 process killed:\n\(output)\n\(log)")
+        XCTAssertTrue(output.contains("restarted up to 1 time(s) (MAX_RESTARTS)"), output)
+        XCTAssertTrue(output.contains("vgg-dp.sbatch: restart 1 of 1: rank 1 on node"), output + log)
+        let report = try RunReport.read(from: folder.appendingPathComponent("ranks-2.json").path)
+        let restarts = try XCTUnwrap(report.restarts)
+        XCTAssertEqual(restarts.count, 1, log)
+        XCTAssertTrue(restarts.first?.lost.hasPrefix("rank 1 on node") == true, restarts.first?.lost ?? "")
+        XCTAssertNotNil(restarts.first?.resumedFromStep, log)
+
+        let outside = try Launcher.run(args + ["--batch-size", "2", "--threads", "1"], ranks: 2)
+        XCTAssertEqual(outside.status, 0, outside.all)
+        XCTAssertTrue(outside.stdout.contains("parameter checksum: \(report.parameterChecksum)"),
+                      "the restarted Slurm run ends as the uninterrupted one: \(report.parameterChecksum)\n\(outside.stdout)")
+    }
+
+    /// Processes of vgg-dp whose command line holds `marker` and whose
+    /// environment holds one of `environment`.
+    static func processes(marker: String, environment: [String]) -> [pid_t] {
+        let ids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return ids.compactMap { id -> pid_t? in
+            guard let pid = pid_t(id),
+                  let cmdline = FileManager.default.contents(atPath: "/proc/\(id)/cmdline"),
+                  let environ = FileManager.default.contents(atPath: "/proc/\(id)/environ") else { return nil }
+            let words = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            let env = Set(environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) })
+            guard words.contains(marker), words.first?.hasSuffix("vgg-dp") == true,
+                  environment.contains(where: env.contains) else { return nil }
+            return pid
+        }
     }
 }

@@ -109,6 +109,11 @@ elastic_lost() {
         sed -E 's/^process rank ([0-9]+) with PID [0-9]+ on node ([^ ]+) /rank \1 on node \2 /' <<<"$m"
         return
     fi
+    m="$(grep -m 1 -oE 'srun: error: [^:]+: task [0-9]+: .*' "$err" || true)"
+    if [ -n "$m" ]; then
+        sed -E 's/^srun: error: ([^:]+): task ([0-9]+): /rank \2 on node \1: /' <<<"$m"
+        return
+    fi
     if grep -q 'lost communication with a remote daemon' "$err"; then
         m="$(grep -m 1 -oE 'Remote daemon: *\[\[[0-9]+,[0-9]+\],[0-9]+\] on node [^ ]+' "$err" | sed -E 's/.* on node //' || true)"
         echo "lost contact with the Open MPI daemon on node ${m:-?} (host lost)"
