@@ -210,6 +210,88 @@ final class ElasticTests: XCTestCase {
         XCTAssertEqual(records.map(\.lastStepSeen), [3, 3], "the checkpoint at 4 says step 3 was done")
     }
 
+    /// The parent of process `pid` (/proc/PID/stat's fourth field).
+    func parent(of pid: pid_t) -> pid_t? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 ? pid_t(fields[1]) : nil
+    }
+
+    /// A host lost in the middle of a job. The hostfile's second host,
+    /// "ghost-host", is this machine through an rsh agent that starts Open
+    /// MPI's daemon in a UTS namespace of that name (so vgg-dp sees two
+    /// hosts, one rank each) until a file says the host is down. After the
+    /// first checkpoint the test marks it down and kills its daemon and rank
+    /// (SIGKILL); mpirun loses the daemon; the launcher's probe finds the
+    /// host silent and leaves it out, and the job resumes on the one rank
+    /// left, on the same global batch. It must end with the weights of the
+    /// same history run without a failure: 2 ranks up to the checkpoint's
+    /// step, then 1 rank from that checkpoint.
+    func testHostLostMidRunIsLeftOutAndTheJobGoesOnWithTheRanksLeft() throws {
+        let folder = Launcher.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let down = folder.appendingPathComponent("ghost-is-down").path
+        let agent = folder.appendingPathComponent("agent").path
+        try Data("""
+            #!/bin/sh
+            host="$1"; shift
+            [ -e '\(down)' ] && { echo "test agent: $host is down" >&2; exit 255; }
+            exec unshare --uts sh -c 'hostname "$1" && exec sh -c "$2"' sh "$host" "$*"
+
+            """.utf8).write(to: URL(fileURLWithPath: agent))
+        chmod(agent, 0o755)
+        let hostfile = folder.appendingPathComponent("hosts").path
+        try Data("localhost slots=1\nghost-host slots=1\n".utf8).write(to: URL(fileURLWithPath: hostfile))
+        let environment = ["MPIRUN_ARGS": "--mca plm_rsh_agent \(agent)", "VGGDP_PROBE_TIMEOUT": "30"]
+        let marker = "564738291"
+        let base = tiny + ["--batch-size", "1", "--warmup", "0", "--seed", marker, "--exchange", "allreduce"]
+        let dir = folder.appendingPathComponent("ck"), report = folder.appendingPathComponent("r.json").path
+        let checkpoint = dir.appendingPathComponent("checkpoint.vggdp").path
+
+        var killed: [pid_t] = []
+        let r = try launchInBackground(["-n", "2", "--hostfile", hostfile, "--max-restarts", "1", "--"] + base
+                                       + ["--steps", "60", "--checkpoint-dir", dir.path, "--checkpoint-every", "2", "--report", report],
+                                       environment: environment) {
+            try waitFor(120, "the first checkpoint") { FileManager.default.fileExists(atPath: checkpoint) }
+            try waitFor(10, "rank 1's process") { !rankProcesses(marker: marker, rank: 1).isEmpty }
+            _ = FileManager.default.createFile(atPath: down, contents: nil)
+            for rank in rankProcesses(marker: marker, rank: 1) {
+                killed.append(rank)
+                // Its daemon: the rank's parent, Open MPI's orted.
+                if let daemon = parent(of: rank),
+                   (try? String(contentsOfFile: "/proc/\(daemon)/comm", encoding: .utf8))?.hasPrefix("orted") == true {
+                    killed.append(daemon)
+                }
+            }
+            for pid in killed { kill(pid, SIGKILL) }
+        }
+        XCTAssertEqual(killed.count, 2, "rank 1 and its daemon")
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stderr.contains("launch.sh: host ghost-host does not answer"), r.all)
+        XCTAssertTrue(r.stderr.contains("lost contact with the Open MPI daemon on node ghost-host (host lost)"), r.all)
+        let restart = try XCTUnwrap(try RunReport.read(from: report).restarts?.first, r.all)
+        XCTAssertEqual(restart.hostsLeftOut, ["ghost-host"])
+        XCTAssertEqual(restart.ranks, 1)
+        let from = try XCTUnwrap(restart.resumedFromStep)
+        XCTAssertTrue(r.stdout.contains("ranks: 1 on 1 host(s)"), r.all)
+        XCTAssertTrue(r.stdout.contains("resumed from \(dir.path) at step \(from)"), r.all)
+
+        // The same history without a failure, on the same two hosts.
+        try FileManager.default.removeItem(atPath: down)
+        let prefix = folder.appendingPathComponent("prefix")
+        let first = try Launcher.command(["bash", launch, "-n", "2", "--hostfile", hostfile, "--"] + base
+                                         + ["--steps", String(from), "--checkpoint-dir", prefix.path, "--checkpoint-every", "2"],
+                                         timeout: 120, environment: environment.merging(["VGGDP_BIN": Launcher.binary]) { $1 })
+        XCTAssertEqual(first.status, 0, first.all)
+        let rest = try Launcher.run(tiny + ["--global-batch", "2", "--warmup", "0", "--seed", marker, "--steps", "60",
+                                            "--resume", prefix.path])
+        XCTAssertEqual(rest.status, 0, rest.all)
+        XCTAssertEqual(checksum(r.stdout), try XCTUnwrap(checksum(rest.stdout), rest.all), r.all)
+        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp"))?.filter { $0.hasPrefix("vggdp-elastic-") } ?? []
+        XCTAssertEqual(leftovers, [], "the launcher's temporary files are gone")
+    }
+
     /// A hostfile whose second host does not answer (an rsh agent that
     /// refuses it): the first launch fails, the probe leaves the host out,
     /// and the job goes on with the rank left, on the same global batch, as
