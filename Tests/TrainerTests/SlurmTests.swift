@@ -185,6 +185,7 @@ final class SlurmTests: XCTestCase {
         p.waitUntilExit()
         let output = (try? String(contentsOf: folder.appendingPathComponent("job.out"), encoding: .utf8)) ?? ""
         let log = (try? String(contentsOf: folder.appendingPathComponent("ranks-2.log"), encoding: .utf8)) ?? ""
+        print("sbatch MAX_RESTARTS=1: exit \(p.terminationStatus)\n\(output)\nranks-2.log:\n\(log)")
         XCTAssertEqual(p.terminationStatus, 0, "sbatch --wait with MAX_RESTARTS=1:\n\(output)\n\(log)")
         XCTAssertEqual(killed.count, 1, "one rank 1 process killed:\n\(output)\n\(log)")
         XCTAssertTrue(output.contains("restarted up to 1 time(s) (MAX_RESTARTS)"), output)
