@@ -37,7 +37,9 @@ final class ScriptsTests: XCTestCase {
     /// launch.sh keeps its exit status 1 for its own usage errors.
     func testLaunchUsageErrorsExitOne() throws {
         for (arguments, message) in [(["-n"], "launch.sh: -n needs a value\n"),
-                                     (["-n=0"], "launch.sh: RANKS must be a positive integer, got '0'\n")] {
+                                     (["-n=0"], "launch.sh: RANKS must be a positive integer, got '0'\n"),
+                                     (["--max-restarts"], "launch.sh: --max-restarts needs a value\n"),
+                                     (["--max-restarts=-1"], "launch.sh: --max-restarts must be a whole number (0: no restart), got '-1'\n")] {
             let r = try Launcher.command(["bash", script("launch.sh")] + arguments, timeout: 30)
             XCTAssertEqual(r.status, 1, r.all)
             XCTAssertEqual(r.stderr, message)
