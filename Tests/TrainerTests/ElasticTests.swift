@@ -41,9 +41,9 @@ final class ElasticTests: XCTestCase {
     }
 
     /// Runs `scripts/launch.sh arguments` in the background; `whileRunning`
-    /// gets to act on the job; then waits for it, at most `timeout` seconds.
+    /// gets to act on the job (it gets the launcher's pid); then waits for it, at most `timeout` seconds.
     func launchInBackground(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 180,
-                            whileRunning: () throws -> Void) throws -> Job {
+                            whileRunning: (pid_t) throws -> Void) throws -> Job {
         let folder = Launcher.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let out = folder.appendingPathComponent("out"), err = folder.appendingPathComponent("err")
@@ -62,7 +62,7 @@ final class ElasticTests: XCTestCase {
         p.standardInput = FileHandle.nullDevice
         try p.run()
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        try whileRunning()
+        try whileRunning(p.processIdentifier)
         let deadline = Date().addingTimeInterval(timeout)
         while p.isRunning && Date() < deadline { usleep(50_000) }
         if p.isRunning {
@@ -106,7 +106,7 @@ final class ElasticTests: XCTestCase {
         let checkpoint = dir.appendingPathComponent("checkpoint.vggdp").path
         var killed: [pid_t] = []
         let r = try launchInBackground(["-n", "2", "--max-restarts", "1", "--"] + base
-                                       + ["--checkpoint-dir", dir.path, "--checkpoint-every", "2", "--report", report]) {
+                                       + ["--checkpoint-dir", dir.path, "--checkpoint-every", "2", "--report", report]) { _ in
             try waitFor(120, "the first checkpoint") { FileManager.default.fileExists(atPath: checkpoint) }
             try waitFor(10, "rank 1's process") { !rankProcesses(marker: marker, rank: 1).isEmpty }
             killed = rankProcesses(marker: marker, rank: 1)
@@ -178,6 +178,32 @@ final class ElasticTests: XCTestCase {
         let badLog = try Launcher.run(tiny + ["--steps", "1", "--restart-log", folder.appendingPathComponent("log").path], ranks: 2)
         XCTAssertEqual(badLog.status, 2, badLog.all)
         XCTAssertTrue(badLog.stderr.contains("line 1 is not a restart record of scripts/lib/elastic.sh (no at)"), badLog.all)
+    }
+
+    /// SIGTERM to the launcher goes on to the job: rank 0 writes its partial
+    /// report, and the job is not restarted.
+    func testSignalToTheLauncherStopsTheJobWithoutARestart() throws {
+        let folder = Launcher.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let dir = folder.appendingPathComponent("ck"), report = folder.appendingPathComponent("r.json").path
+        var launcher: pid_t = 0
+        let r = try launchInBackground(["-n", "2", "--max-restarts", "3", "--"] + tiny
+                                       + ["--batch-size", "1", "--warmup", "0", "--steps", "100000", "--checkpoint-dir", dir.path,
+                                          "--checkpoint-every", "5", "--report", report]) { pid in
+            let checkpoint = dir.appendingPathComponent("checkpoint.vggdp").path
+            try waitFor(120, "the first checkpoint") { FileManager.default.fileExists(atPath: checkpoint) }
+            launcher = pid
+            kill(pid, SIGTERM)
+        }
+        XCTAssertGreaterThan(launcher, 0, "found the launcher")
+        XCTAssertEqual(r.status, 128 + 15, r.all)
+        XCTAssertTrue(r.stderr.contains("launch.sh: stopped by SIGTERM: the job is not restarted"), r.all)
+        XCTAssertEqual(r.stderr.components(separatedBy: "+ mpirun").count - 1, 1, "launched once: \(r.stderr)")
+        let partial = try RunReport.read(from: report)
+        XCTAssertFalse(partial.complete)
+        XCTAssertTrue(partial.note?.contains("stopped by signal 15") ?? false, partial.note ?? "no note")
+        XCTAssertEqual(partial.restarts, [], "launched with restarts, none made")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("restarts.jsonl").path))
     }
 
     /// A rank that dies at the same step every time: each relaunch resumes
@@ -252,7 +278,7 @@ final class ElasticTests: XCTestCase {
         var killed: [pid_t] = []
         let r = try launchInBackground(["-n", "2", "--hostfile", hostfile, "--max-restarts", "1", "--"] + base
                                        + ["--steps", "60", "--checkpoint-dir", dir.path, "--checkpoint-every", "2", "--report", report],
-                                       environment: environment) {
+                                       environment: environment) { _ in
             try waitFor(120, "the first checkpoint") { FileManager.default.fileExists(atPath: checkpoint) }
             try waitFor(10, "rank 1's process") { !rankProcesses(marker: marker, rank: 1).isEmpty }
             _ = FileManager.default.createFile(atPath: down, contents: nil)
