@@ -101,26 +101,27 @@ elastic_json_string() {
     printf '"%s"' "$(printf '%s' "$1" | tr -d '\000-\037' | sed 's/\\/\\\\/g; s/"/\\"/g')"
 }
 
-# What the job lost, from mpirun's messages in file $1 and its status $2.
+# What the job lost, from mpirun's (or srun's) messages in file $1 and its
+# status $2: the host whose daemon was lost and the rank that died, as far as
+# they are named (when a host goes, mpirun may name either or both).
 elastic_lost() {
-    local err="$1" status="$2" m
-    m="$(grep -m 1 -oE 'process rank [0-9]+ with PID [0-9]+ on node [^ ]+ exited on signal [0-9]+( \([^)]*\))?' "$err" || true)"
-    if [ -n "$m" ]; then
-        sed -E 's/^process rank ([0-9]+) with PID [0-9]+ on node ([^ ]+) /rank \1 on node \2 /' <<<"$m"
-        return
-    fi
-    m="$(grep -m 1 -oE 'srun: error: [^:]+: task [0-9]+: .*' "$err" || true)"
-    if [ -n "$m" ]; then
-        sed -E 's/^srun: error: ([^:]+): task ([0-9]+): /rank \2 on node \1: /' <<<"$m"
-        return
-    fi
+    local err="$1" status="$2" m host="" rank=""
     if grep -q 'lost communication with a remote daemon' "$err"; then
         m="$(grep -m 1 -oE 'Remote daemon: *\[\[[0-9]+,[0-9]+\],[0-9]+\] on node [^ ]+' "$err" | sed -E 's/.* on node //' || true)"
-        echo "lost contact with the Open MPI daemon on node ${m:-?} (host lost)"
-        return
+        host="lost contact with the Open MPI daemon on node ${m:-?} (host lost)"
+    elif grep -qE 'unable to reliably start one or more daemons|daemon has unexpectedly failed' "$err"; then
+        host="an Open MPI daemon could not be started or failed (a host did not answer)"
     fi
-    if grep -qE 'unable to reliably start one or more daemons|daemon has unexpectedly failed' "$err"; then
-        echo "an Open MPI daemon could not be started or failed (a host did not answer)"
+    m="$(grep -m 1 -oE 'process rank [0-9]+ with PID [0-9]+ on node [^ ]+ exited on signal [0-9]+( \([^)]*\))?' "$err" || true)"
+    if [ -n "$m" ]; then
+        rank="$(sed -E 's/^process rank ([0-9]+) with PID [0-9]+ on node ([^ ]+) /rank \1 on node \2 /' <<<"$m")"
+    fi
+    m="$(grep -m 1 -oE 'srun: error: [^:]+: task [0-9]+: .*' "$err" || true)"
+    if [ -z "$rank" ] && [ -n "$m" ]; then
+        rank="$(sed -E 's/^srun: error: ([^:]+): task ([0-9]+): /rank \2 on node \1: /' <<<"$m")"
+    fi
+    if [ -n "$host" ] || [ -n "$rank" ]; then
+        echo "${host}${host:+${rank:+; }}${rank}"
         return
     fi
     m="$(grep -m 1 -oE 'watchdog: .*' "$err" || true)"
@@ -164,7 +165,7 @@ elastic_probe_hosts() {
         total=$((total + slots))
     done <"$hostfile"
     elastic_left_out=()
-    kept="$(mktemp /tmp/vggdp-elastic-hostfile.XXXXXX)"
+    kept="$(mktemp "${TMPDIR:-/tmp}/vggdp-elastic-hostfile.XXXXXX")"
     elastic_temporaries+=("$kept")
     local i placed=0
     for i in "${!hosts[@]}"; do
@@ -260,8 +261,8 @@ elastic_run() {
     local resumed_own=0
     [ -n "$user_resume" ] && [ "$(realpath -m "$user_resume")" = "$(realpath -m "$ckdir")" ] && resumed_own=1
 
-    elastic_out="$(mktemp /tmp/vggdp-elastic-out.XXXXXX)"
-    elastic_err="$(mktemp /tmp/vggdp-elastic-err.XXXXXX)"
+    elastic_out="$(mktemp "${TMPDIR:-/tmp}/vggdp-elastic-out.XXXXXX")"
+    elastic_err="$(mktemp "${TMPDIR:-/tmp}/vggdp-elastic-err.XXXXXX")"
     elastic_temporaries=()
     elastic_stopped=""
     elastic_child=""
