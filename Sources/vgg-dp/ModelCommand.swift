@@ -26,6 +26,12 @@ struct ModelCommand: ParsableCommand {
         optimizer steps each bucket once its allreduce is done (exposed = the waits). Compute times scale \
         linearly with the batch per rank and with --compute-scale; the optimizer does not depend on the batch.
 
+        --ranks-per-host, --cores-per-host, --exchange and --overlap describe the layout; the model then does \
+        what the trainer does there: the exchange auto picks, the overlap default (none on a host whose cores \
+        are all computing), threads beyond the cores sharing them. host-shared reduces within a host at the \
+        memory bandwidth of the profile's optimizer pass, and across hosts the slice owners allreduce their \
+        slices, the gradient crossing each host's link once. --measured runs are predicted for their own layout.
+
         Example: vgg-dp model runs/profile.json --link 25gbit --latency 5us --batch-size 32 --ranks "8 64 1024" \
         --markdown model.md --csv model.csv --plots plots
         """)
