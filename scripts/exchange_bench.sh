@@ -6,13 +6,14 @@
 #      2 ranks with --exchange host-shared;
 #   E2 the main job's layout, 4 ranks: allreduce against host-shared;
 #   E3 (with --cluster) 2 simulated hosts x 2 ranks at 1 Gbit/s, allreduce
-#      against host-shared, with the bytes each host's link carried.
+#      against host-shared (overlapped with backward, the default across
+#      hosts, and after backward), with the bytes each host's link carried.
 # "after bwd" is the optimizer column: everything after backward (exchange
 # and update). PSS is summed over the ranks. Reports and logs go to OUT
 # (default runs/exchange-<time>). OPENBLAS_CORETYPE is left as set; every
 # report records the kernel that ran.
 #
-#   scripts/exchange_bench.sh [--steps N] [--cluster] [OUT]
+#   scripts/exchange_bench.sh [--steps N] [--cluster] [--only E1|E2|E3] [OUT]
 #
 # Environment:
 #   VGGDP_BIN    the binary (default <repo>/.build/release/vgg-dp)
@@ -23,17 +24,26 @@ script=exchange_bench.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 steps=6
 cluster=0
+only=""
 out=""
 while [ "$#" -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
         --steps|--steps=*) take_value "$@"; steps=$value; shift "$taken" ;;
         --cluster) cluster=1; shift ;;
+        --only|--only=*) take_value "$@"; only=$value; shift "$taken" ;;
         -*) unknown_option "$1" ;;
         *) [ -z "$out" ] || die "takes one OUT folder (see --help)"; out=$1; shift ;;
     esac
 done
 positive "$steps" || die "--steps must be a positive integer, got '$steps'"
+case "$only" in
+    "") ;;
+    E1|E2) ;;
+    E3) cluster=1 ;;
+    *) die "--only takes E1, E2 or E3, got '$only'" ;;
+esac
+part() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 cd "$repo_root"
 vggdp_bin
 require_bin
@@ -48,19 +58,25 @@ summ() {
 }
 run() { local name=$1 n=$2; shift 2; bash scripts/launch.sh -n "$n" -- $A --report "$O/$name.json" "$@" > "$O/$name.txt" 2>&1 || { echo "$name failed:"; tail -5 "$O/$name.txt"; return 1; }; summ "$name"; }
 grep -m1 'model name' /proc/cpuinfo | sed 's/^.*: /cpu: /'
-echo "== E1 weak scaling, one host"
-run w1 1
-run w2_allreduce 2 --exchange allreduce
-run w2_hostshared 2 --exchange host-shared
-echo "== E2 the main job's layout: 4 ranks x batch 4"
-run m4_allreduce 4 --exchange allreduce
-run m4_hostshared 4 --exchange host-shared
-if [ "$cluster" -eq 1 ]; then
+if part E1; then
+    echo "== E1 weak scaling, one host"
+    run w1 1
+    run w2_allreduce 2 --exchange allreduce
+    run w2_hostshared 2 --exchange host-shared
+fi
+if part E2; then
+    echo "== E2 the main job's layout: 4 ranks x batch 4"
+    run m4_allreduce 4 --exchange allreduce
+    run m4_hostshared 4 --exchange host-shared
+fi
+if [ "$cluster" -eq 1 ] && part E3; then
     echo "== E3 2 simulated hosts x 2 ranks, 1 Gbit/s"
-    for ex in allreduce host-shared; do
-        VGGDP_BIN=$(realpath "$B") bash scripts/cluster.sh run 2 --ranks-per-host 2 --rate 1gbit --bytes -- $A --exchange $ex \
-            --report "$O/c_$ex.json" > "$O/c_$ex.txt" 2>&1 || { echo "c_$ex failed:"; tail -5 "$O/c_$ex.txt"; }
-        summ "c_$ex"; grep -E '^cluster: ' "$O/c_$ex.txt" || true
+    for variant in allreduce host-shared host-shared_after; do
+        flags="--exchange ${variant%_after}"
+        [ "$variant" = host-shared_after ] && flags="$flags --no-overlap"
+        VGGDP_BIN=$(realpath "$B") bash scripts/cluster.sh run 2 --ranks-per-host 2 --rate 1gbit --bytes -- $A $flags \
+            --report "$O/c_$variant.json" > "$O/c_$variant.txt" 2>&1 || { echo "c_$variant failed:"; tail -5 "$O/c_$variant.txt"; }
+        summ "c_$variant"; grep -E '^cluster: ' "$O/c_$variant.txt" || true
     done
     bash scripts/cluster.sh down > /dev/null 2>&1
 fi

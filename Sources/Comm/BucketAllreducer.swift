@@ -7,15 +7,17 @@ import Vocabulary
 /// final and `wait(b)` before stepping the optimizer on it; the two threads
 /// meet only under one lock. Buckets go out in the order submitted, which is
 /// the same on every rank (the plan is verified identical at start), so the
-/// collectives match across ranks.
+/// collectives match across ranks. What the thread does with a bucket is its
+/// `job`: by default one allreduce of the bucket; the host-shared exchange
+/// gives its own (meet the host, sum a slice, allreduce it across hosts).
 ///
 /// The compute thread makes no MPI call between `beginStep` and the last
 /// `wait` of the step, so MPI_THREAD_SERIALIZED is enough.
 public final class BucketAllreducer {
     public let buckets: [Bucket]
-    let group: GradientGroup
-    let base: UnsafeMutablePointer<Float>
-    public let wire: GradientWire
+    /// The communication for bucket b, run on the thread; throwing stops the thread.
+    public typealias Job = (_ bucket: Int) throws -> Void
+    let job: Job
     let lock = NSCondition()
     // Ring of submitted bucket indices; capacity = buckets, never reallocated.
     var queue: [Int]
@@ -37,15 +39,23 @@ public final class BucketAllreducer {
     let watchdog: Watchdog?
     var step = 0
 
-    public init(group: GradientGroup, base: UnsafeMutablePointer<Float>, buckets: [Bucket], wire: GradientWire,
-                watchdog: Watchdog? = nil) throws {
-        guard group.threadLevel >= Self.requiredThreadLevel else {
-            throw CommError.threadLevel(required: Self.requiredThreadLevel, provided: group.threadLevel)
+    /// Each bucket's job is one allreduce of its floats at `base` over `group`.
+    public convenience init(group: GradientGroup, base: UnsafeMutablePointer<Float>, buckets: [Bucket], wire: GradientWire,
+                            watchdog: Watchdog? = nil) throws {
+        try self.init(buckets: buckets, threadLevel: group.threadLevel, watchdog: watchdog) { b in
+            try group.allreduceSum(base + buckets[b].offset, count: buckets[b].count, wire: wire)
         }
-        self.group = group
-        self.base = base
+    }
+
+    /// Runs `job(b)` on the thread for each submitted bucket b; the watchdog
+    /// hears of each as collective b. `threadLevel`: what MPI provides the
+    /// groups the job uses.
+    public init(buckets: [Bucket], threadLevel: ThreadLevel, watchdog: Watchdog? = nil, job: @escaping Job) throws {
+        guard threadLevel >= Self.requiredThreadLevel else {
+            throw CommError.threadLevel(required: Self.requiredThreadLevel, provided: threadLevel)
+        }
         self.buckets = buckets
-        self.wire = wire
+        self.job = job
         self.watchdog = watchdog
         queue = Array(repeating: 0, count: buckets.count + 1)
         done = Array(repeating: false, count: buckets.count)
@@ -113,7 +123,7 @@ public final class BucketAllreducer {
             let t0 = Clock.now()
             var error: Error? = nil
             do {
-                try group.allreduceSum(base + buckets[b].offset, count: buckets[b].count, wire: wire)
+                try job(b)
             } catch let e {
                 error = e
             }

@@ -9,9 +9,17 @@ public func writeAtomically(_ data: Data, to path: String) throws {
     try writeAtomically(data, to: path, writer: writeAll)
 }
 
-/// Why `writeAll` stopped.
-struct WriteFailure: Error {
-    var reason: String
+/// `writeAtomically` for content too large to build in memory first: `fill`
+/// writes it to the temporary file's descriptor in pieces (with
+/// `writeAll(_:_:)`), and may throw to abandon the write.
+public func writeAtomically(to path: String, fill: (Int32) throws -> Void) throws {
+    try writeAtomically(Data(), to: path) { fd, _ in try fill(fd) }
+}
+
+/// Why `writeAll` stopped: an errno message, turned into "cannot write PATH:
+/// reason" by `writeAtomically`.
+public struct WriteFailure: Error {
+    public var reason: String
 }
 
 /// `writeAtomically` with the function that fills the temporary file given
@@ -52,16 +60,17 @@ func writeAtomically(_ data: Data, to path: String, permissions: mode_t? = nil,
 /// writes and EINTR; throws `WriteFailure` on any other error (ENOSPC, EIO,
 /// ...) and on a write that makes no progress.
 func writeAll(_ fd: Int32, _ data: Data) throws {
-    let failure: String? = data.withUnsafeBytes { raw -> String? in
-        var offset = 0
-        while offset < raw.count {
-            let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { return String(cString: strerror(errno)) }
-            if n == 0 { return "write made no progress" }
-            offset += n
-        }
-        return nil
+    try data.withUnsafeBytes { try writeAll(fd, $0) }
+}
+
+/// `writeAll` from memory the caller owns (no copy).
+public func writeAll(_ fd: Int32, _ raw: UnsafeRawBufferPointer) throws {
+    var offset = 0
+    while offset < raw.count {
+        let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+        if n < 0 && errno == EINTR { continue }
+        if n < 0 { throw WriteFailure(reason: String(cString: strerror(errno))) }
+        if n == 0 { throw WriteFailure(reason: "write made no progress") }
+        offset += n
     }
-    if let failure { throw WriteFailure(reason: failure) }
 }

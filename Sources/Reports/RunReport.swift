@@ -155,6 +155,8 @@ public struct RunReport: Encodable, Sendable {
     public var sharedBytesPerHost: Int? = nil
     /// Sum over ranks of `per_rank.peak_pss_bytes`.
     public var peakPssBytesSum: Int? = nil
+    /// Cores rank 0's host offered the job (absent in older reports).
+    public var coresPerHost: Int? = nil
     /// The job's restarts by `scripts/launch.sh --max-restarts` (`--restart-log`);
     /// absent when the job was not launched that way, empty when it had none.
     public var restarts: [Restart]? = nil
@@ -368,6 +370,7 @@ extension RunReport: Decodable {
         exchange = try c.decodeIfPresent(ExchangeChoice.self, forKey: .exchange)
         sharedBytesPerHost = try c.decodeIfPresent(Int.self, forKey: .sharedBytesPerHost)
         peakPssBytesSum = try c.decodeIfPresent(Int.self, forKey: .peakPssBytesSum)
+        coresPerHost = try c.decodeIfPresent(Int.self, forKey: .coresPerHost)
         restarts = try c.decodeIfPresent([Restart].self, forKey: .restarts)
 
         let layerIndex = Dictionary(layers.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })

@@ -8,10 +8,12 @@ import Vocabulary
 /// checkpoint folder, written by rank 0 only:
 ///
 ///   "VGGDPCK1" | header length (UInt64 LE) | header JSON | floats (params, then
-///   momentum) | FNV-style hash of everything before it (UInt64 LE)
+///   momentum, then any further sections) | FNV-style hash of everything
+///   before it (UInt64 LE)
 ///
-/// Written to a temporary file, fsynced, then renamed over the old one, so a
-/// crash while writing leaves the last good checkpoint in place. On resume
+/// Written piece by piece, straight from the arenas, to a temporary file,
+/// fsynced, then renamed over the old one, so a crash while writing leaves
+/// the last good checkpoint in place. On resume
 /// rank 0 reads and verifies it and broadcasts it: ranks need no shared
 /// filesystem, and the file is read once instead of N times.
 public struct CheckpointHeader: Codable, Equatable, Sendable {
@@ -35,6 +37,12 @@ public struct CheckpointHeader: Codable, Equatable, Sendable {
 public enum Checkpoint {
     public static let fileName = "checkpoint.vggdp"
     static let magic = Array("VGGDPCK1".utf8)
+    /// Bytes before the header JSON: the magic and the header's length.
+    static let prefixBytes = 16
+    /// The floats travel between memory and the file in pieces of this many
+    /// bytes, straight from and into the arenas: writing or reading a
+    /// checkpoint allocates no copy of it.
+    static let pieceBytes = 4 << 20
 
     public static func header(config: TrainConfig, ranks: Int, nextStep: Int, parameters: FloatArena) -> CheckpointHeader {
         let n = config.network
@@ -45,52 +53,115 @@ public enum Checkpoint {
                                 parameterChecksum: Checksum.hex(Checksum.of(parameters)))
     }
 
-    public static func encode(header: CheckpointHeader, parameters: FloatArena, momentum: FloatArena) throws -> Data {
+    /// The file's bytes, in order, handed to `sink` in pieces: the prefix
+    /// and header, each arena of `sections` (parameters, momentum, ...), then
+    /// the hash of everything before it. The one serialiser: `write` sends
+    /// the pieces to the file, `encode` collects them (tests).
+    static func serialise(header: CheckpointHeader, sections: [FloatArena],
+                          into sink: (UnsafeRawBufferPointer) throws -> Void) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         let json = try encoder.encode(header)
-        var data = Data(magic)
-        appendUInt64(&data, UInt64(json.count))
-        data.append(json)
-        data.append(UnsafeBufferPointer(start: parameters.base, count: parameters.count))
-        data.append(UnsafeBufferPointer(start: momentum.base, count: momentum.count))
-        appendUInt64(&data, hash(data))
+        var head = Data(magic)
+        appendUInt64(&head, UInt64(json.count))
+        head.append(json)
+        var hash = StreamHash()
+        try head.withUnsafeBytes { hash.add($0); try sink($0) }
+        for arena in sections {
+            let bytes = UnsafeRawBufferPointer(start: arena.base, count: arena.count * 4)
+            var offset = 0
+            while offset < bytes.count {
+                let piece = UnsafeRawBufferPointer(rebasing: bytes[offset..<min(bytes.count, offset + pieceBytes)])
+                hash.add(piece)
+                try sink(piece)
+                offset += piece.count
+            }
+        }
+        try withUnsafeBytes(of: hash.value.littleEndian) { try sink($0) }
+    }
+
+    public static func encode(header: CheckpointHeader, sections: [FloatArena]) throws -> Data {
+        var data = Data()
+        try serialise(header: header, sections: sections) { data.append(contentsOf: $0) }
         return data
     }
 
-    /// Writes the checkpoint atomically into `folder`.
-    public static func write(to folder: String, header: CheckpointHeader, parameters: FloatArena, momentum: FloatArena) throws {
-        let data = try encode(header: header, parameters: parameters, momentum: momentum)
-        try writeAtomically(data, to: URL(fileURLWithPath: folder).appendingPathComponent(fileName).path)
+    /// Writes the checkpoint atomically into `folder`, piece by piece.
+    public static func write(to folder: String, header: CheckpointHeader, sections: [FloatArena]) throws {
+        let path = URL(fileURLWithPath: folder).appendingPathComponent(fileName).path
+        try writeAtomically(to: path) { fd in
+            try serialise(header: header, sections: sections) { try writeAll(fd, $0) }
+        }
     }
 
-    /// Reads and verifies a checkpoint; fills the arenas. Throws a message a
-    /// user can act on for a missing, truncated, corrupted or foreign file.
-    public static func read(from folder: String, parameters: FloatArena, momentum: FloatArena) throws -> CheckpointHeader {
+    /// Reads and verifies a checkpoint into the arenas of `sections`, piece
+    /// by piece. Throws a message a user can act on for a missing,
+    /// truncated, corrupted or foreign file. The arenas may hold part of the
+    /// file when it throws; the caller stops the run then.
+    public static func read(from folder: String, sections: [FloatArena]) throws -> CheckpointHeader {
         let path = URL(fileURLWithPath: folder).appendingPathComponent(fileName).path
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw TrainerError.usage("--resume \(folder): no \(fileName) there")
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else {
+            if errno == ENOENT { throw TrainerError.usage("--resume \(folder): no \(fileName) there") }
+            throw TrainerError.usage("--resume \(folder): cannot read \(fileName): \(String(cString: strerror(errno)))")
         }
-        guard data.count >= magic.count + 16, Array(data.prefix(magic.count)) == magic else {
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            throw TrainerError.usage("--resume \(folder): cannot read \(fileName): \(String(cString: strerror(errno)))")
+        }
+        let size = Int(info.st_size)
+        let corrupted = TrainerError.usage("--resume \(folder): \(fileName) is truncated or corrupted (checksum mismatch)")
+        var hash = StreamHash()
+        var prefix = [UInt8](repeating: 0, count: prefixBytes)
+        guard size >= prefixBytes + 8, try readAll(fd, &prefix, folder: folder), Array(prefix.prefix(magic.count)) == magic else {
             throw TrainerError.usage("--resume \(folder): \(fileName) is not a vgg-dp checkpoint")
         }
-        let stored = readUInt64(data, at: data.count - 8)
-        guard hash(data.prefix(data.count - 8)) == stored else {
-            throw TrainerError.usage("--resume \(folder): \(fileName) is truncated or corrupted (checksum mismatch)")
+        prefix.withUnsafeBytes { hash.add($0) }
+        let jsonLength = Int(truncatingIfNeeded: readUInt64(Data(prefix), at: magic.count))
+        guard jsonLength >= 0, jsonLength <= size - prefixBytes - 8 else { throw corrupted }
+        var json = [UInt8](repeating: 0, count: jsonLength)
+        guard try readAll(fd, &json, folder: folder) else { throw corrupted }
+        json.withUnsafeBytes { hash.add($0) }
+        guard let header = try? JSONDecoder().decode(CheckpointHeader.self, from: Data(json)) else { throw corrupted }
+        let floats = (size - prefixBytes - jsonLength - 8) / 4
+        let expected = sections.reduce(0) { $0 + $1.count }
+        guard header.parameters == sections.first?.count else {
+            throw TrainerError.usage("--resume \(folder): checkpoint holds \(header.parameters) parameters, this model has \(sections.first?.count ?? 0)")
         }
-        let jsonLength = Int(readUInt64(data, at: magic.count))
-        let jsonStart = magic.count + 8
-        let header = try JSONDecoder().decode(CheckpointHeader.self, from: data.subdata(in: jsonStart..<(jsonStart + jsonLength)))
-        let floats = (data.count - 8 - jsonStart - jsonLength) / 4
-        guard header.parameters == parameters.count, floats == parameters.count + momentum.count else {
-            throw TrainerError.usage("--resume \(folder): checkpoint holds \(header.parameters) parameters, this model has \(parameters.count)")
+        guard floats == expected, prefixBytes + jsonLength + 4 * floats + 8 == size else { throw corrupted }
+        for arena in sections {
+            let bytes = UnsafeMutableRawBufferPointer(start: arena.base, count: arena.count * 4)
+            var offset = 0
+            while offset < bytes.count {
+                let piece = UnsafeMutableRawBufferPointer(rebasing: bytes[offset..<min(bytes.count, offset + pieceBytes)])
+                guard try readAll(fd, piece, folder: folder) else { throw corrupted }
+                hash.add(UnsafeRawBufferPointer(piece))
+                offset += piece.count
+            }
         }
-        data.withUnsafeBytes { raw in
-            let base = raw.baseAddress! + jsonStart + jsonLength
-            memcpy(parameters.base, base, parameters.count * 4)
-            memcpy(momentum.base, base + parameters.count * 4, momentum.count * 4)
-        }
+        var stored = [UInt8](repeating: 0, count: 8)
+        guard try readAll(fd, &stored, folder: folder), readUInt64(Data(stored), at: 0) == hash.value else { throw corrupted }
         return header
+    }
+
+    /// Fills `buffer` from `fd`; false when the file ends first.
+    private static func readAll(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, folder: String) throws -> Bool {
+        var offset = 0
+        while offset < buffer.count {
+            let n = Foundation.read(fd, buffer.baseAddress! + offset, buffer.count - offset)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 {
+                throw TrainerError.usage("--resume \(folder): cannot read \(fileName): \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { return false }
+            offset += n
+        }
+        return true
+    }
+
+    private static func readAll(_ fd: Int32, _ bytes: inout [UInt8], folder: String) throws -> Bool {
+        try bytes.withUnsafeMutableBytes { try readAll(fd, $0, folder: folder) }
     }
 
     /// Refuses a checkpoint written with other settings.
@@ -120,13 +191,35 @@ public enum Checkpoint {
         return v
     }
 
-    static func hash(_ data: Data) -> UInt64 {
-        data.withUnsafeBytes { raw in
-            var h: UInt64 = 0xCBF2_9CE4_8422_2325
-            let words = raw.count / 8
-            for i in 0..<words { h = (h ^ raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)) &* 0x100_0000_01B3 }
-            for i in (words * 8)..<raw.count { h = (h ^ UInt64(raw[i])) &* 0x100_0000_01B3 }
-            return CounterRandom.mix(h)
+}
+
+/// The checkpoint's hash, fed in pieces of any length: an FNV-style fold
+/// over the stream's 8-byte little-endian words, then its trailing bytes one
+/// by one, then `CounterRandom.mix`. The same value whatever the pieces.
+struct StreamHash {
+    private var h: UInt64 = 0xCBF2_9CE4_8422_2325
+    /// Bytes of an unfinished word, carried to the next piece.
+    private var pending: [UInt8] = []
+
+    mutating func add(_ raw: UnsafeRawBufferPointer) {
+        var i = 0
+        if !pending.isEmpty {
+            while pending.count < 8 && i < raw.count { pending.append(raw[i]); i += 1 }
+            guard pending.count == 8 else { return }
+            let word = pending.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+            h = (h ^ word) &* 0x100_0000_01B3
+            pending.removeAll(keepingCapacity: true)
         }
+        while i + 8 <= raw.count {
+            h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0x100_0000_01B3
+            i += 8
+        }
+        while i < raw.count { pending.append(raw[i]); i += 1 }
+    }
+
+    var value: UInt64 {
+        var v = h
+        for byte in pending { v = (v ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        return CounterRandom.mix(v)
     }
 }

@@ -42,7 +42,7 @@ struct Checkpointing {
         if group.isRoot {
             do {
                 let header = Checkpoint.header(config: config, ranks: group.size, nextStep: nextStep, parameters: parameters)
-                try Checkpoint.write(to: folder, header: header, parameters: parameters, momentum: momentum)
+                try Checkpoint.write(to: folder, header: header, sections: [parameters, momentum])
             } catch {
                 verdict.error = "\(error)"
             }
@@ -56,7 +56,7 @@ struct Checkpointing {
         var verdict = Verdict()
         if group.isRoot {
             do {
-                let header = try Checkpoint.read(from: folder, parameters: parameters, momentum: momentum)
+                let header = try Checkpoint.read(from: folder, sections: [parameters, momentum])
                 try Checkpoint.check(header, against: config, ranks: group.size)
                 verdict.nextStep = header.nextStep
             } catch {

@@ -19,14 +19,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// How gradients are averaged: allreduce, host-shared, or auto (see `HostReplica.resolve`).
     public var exchange: ExchangeChoice = .auto
 
-    /// Whether to overlap when the user did not say. Overlap pays when a
-    /// network moves the bytes (ranks on several hosts) or a core is idle for
-    /// the communication thread. On one host with every core computing, a
-    /// shared-memory allreduce is copies and sums on the busy cores: beside
-    /// backward it slows backward by more than it hides (the measurements are
-    /// in docs/ARCHITECTURE.md, "Figures behind the defaults").
+    /// Whether to overlap when the user did not say (`RankLayout.overlapsAllreduce`).
     public static func defaultOverlap(hosts: Int, ranksOnHost: Int, threadsPerRank: Int, cores: Int) -> Bool {
-        hosts > 1 || ranksOnHost * threadsPerRank < cores
+        RankLayout(hosts: hosts, ranksPerHost: ranksOnHost, threadsPerRank: threadsPerRank, cores: cores).overlapsAllreduce
     }
     /// The type gradients travel in between ranks that do not share memory;
     /// with 16 bits each addition of the reduction rounds back to 16 bits.

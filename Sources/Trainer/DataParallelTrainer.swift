@@ -94,7 +94,7 @@ public final class DataParallelTrainer {
     static func makeExchange(_ config: TrainConfig, group: World, network: Network, plan: BucketPlan,
                              velocity: FloatArena?, replica: HostReplica?, watchdog: Watchdog?) throws -> GradientExchange {
         if let replica {
-            return HostSharedExchange(replica: replica, network: network, plan: plan, config: config, ranks: group.size,
+            return try HostSharedExchange(replica: replica, network: network, plan: plan, config: config, ranks: group.size,
                                       watchdog: watchdog)
         }
         let update = BucketUpdate(network: network, velocity: velocity, optimizer: config.optimizer, ranks: group.size,

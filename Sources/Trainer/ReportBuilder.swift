@@ -108,6 +108,7 @@ extension RunReport {
         report.sharedBytesPerHost = shared > 0 ? shared : nil
         let pss = ranks.compactMap(\.peakPssBytes)
         report.peakPssBytesSum = pss.count == ranks.count && !pss.isEmpty ? pss.reduce(0, +) : nil
+        report.coresPerHost = ProcessInfo.processInfo.activeProcessorCount
         report.restarts = restarts
         return report
     }

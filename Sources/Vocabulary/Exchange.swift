@@ -8,3 +8,43 @@ public enum ExchangeChoice: String, Codable, CaseIterable, Sendable {
     /// host-shared when every host runs two or more ranks (and the same number), else allreduce.
     case auto
 }
+
+/// Where a job's ranks sit, and what the trainer makes of it when the user
+/// does not say: which exchange `--exchange auto` picks and whether an
+/// allreduce overlaps backward. The trainer and `vgg-dp model` both ask it.
+public struct RankLayout: Equatable, Sendable {
+    public var hosts: Int
+    public var ranksPerHost: Int
+    public var threadsPerRank: Int
+    /// Cores on each host.
+    public var cores: Int
+
+    public init(hosts: Int, ranksPerHost: Int, threadsPerRank: Int, cores: Int) {
+        self.hosts = hosts
+        self.ranksPerHost = ranksPerHost
+        self.threadsPerRank = threadsPerRank
+        self.cores = cores
+    }
+
+    public var ranks: Int { hosts * ranksPerHost }
+
+    /// Whether an allreduce overlaps backward by default. Overlap pays when
+    /// a network moves the bytes (ranks on several hosts) or a core is idle
+    /// for the communication thread. On one host with every core computing,
+    /// a shared-memory allreduce is copies and sums on the busy cores: beside
+    /// backward it slows backward by more than it hides (the measurements are
+    /// in docs/ARCHITECTURE.md, "Figures behind the defaults").
+    public var overlapsAllreduce: Bool { hosts > 1 || ranksPerHost * threadsPerRank < cores }
+
+    /// Whether `choice` runs host-shared here (every host runs the same number of ranks).
+    public func runsHostShared(_ choice: ExchangeChoice) -> Bool {
+        switch choice {
+        case .allreduce: return false
+        case .hostShared: return ranks > 1
+        case .auto: return ranksPerHost >= 2
+        }
+    }
+
+    /// How many times more threads than cores a host runs (1 when it has enough cores).
+    public var oversubscription: Double { max(1, Double(ranksPerHost * threadsPerRank) / Double(max(cores, 1))) }
+}

@@ -26,6 +26,12 @@ struct ModelCommand: ParsableCommand {
         optimizer steps each bucket once its allreduce is done (exposed = the waits). Compute times scale \
         linearly with the batch per rank and with --compute-scale; the optimizer does not depend on the batch.
 
+        --ranks-per-host, --cores-per-host, --exchange and --overlap describe the layout; the model then does \
+        what the trainer does there: the exchange auto picks, the overlap default (none on a host whose cores \
+        are all computing), threads beyond the cores sharing them. host-shared reduces within a host at the \
+        memory bandwidth of the profile's optimizer pass, and across hosts the slice owners allreduce their \
+        slices, the gradient crossing each host's link once. --measured runs are predicted for their own layout.
+
         Example: vgg-dp model runs/profile.json --link 25gbit --latency 5us --batch-size 32 --ranks "8 64 1024" \
         --markdown model.md --csv model.csv --plots plots
         """)
@@ -48,8 +54,16 @@ struct ModelCommand: ParsableCommand {
     var globalBatch: Int?
     @Option(help: "Rank counts, space- or comma-separated.")
     var ranks = "1 2 4 8 16 32 64 128 256 512 1024"
-    @Option(help: "Multiply every compute time by this (a faster or slower host, hosts sharing cores).")
+    @Option(help: "Multiply every compute time by this (a faster or slower host).")
     var computeScale: Double = 1
+    @Option(help: "Ranks on each host: host-shared (--exchange) reduces within a host; a flat allreduce crosses hosts.")
+    var ranksPerHost = 1
+    @Option(help: "Cores on each host (default: enough for every rank's threads); threads beyond them share them, as the trainer's do.")
+    var coresPerHost: Int?
+    @Option(help: "The exchange asked for, as the trainer takes it: allreduce, host-shared or auto.")
+    var exchange: ExchangeChoice = .auto
+    @Flag(inversion: .prefixedNo, help: "Overlap as the trainer's --overlap / --no-overlap (default: what the trainer picks for the layout).")
+    var overlap: Bool? = nil
     @Option(help: "Rebuild the bucket plan with this bucket size in MiB (default: the profile's plan).")
     var bucketMb: Double?
     @Option(parsing: .upToNextOption, help: ArgumentHelp("Measured run reports to compare with the model's prediction at their rank count and batch.", valueName: "RUN.json"))
@@ -73,17 +87,21 @@ struct ModelCommand: ParsableCommand {
         }
         let (cost, source) = try linkCost()
         let counts = try parseRanks(ranks)
+        guard ranksPerHost >= 1 else { throw TrainerError.usage("--ranks-per-host must be at least 1, got \(ranksPerHost)") }
+        if let c = coresPerHost, c < 1 { throw TrainerError.usage("--cores-per-host must be at least 1, got \(c)") }
+        let layout = ModelLayout(ranksPerHost: ranksPerHost, threadsPerRank: report.blasThreads, cores: coresPerHost,
+                                 exchange: exchange, overlap: overlap)
         let study: ModelStudy
         switch kind {
         case .weak:
             guard globalBatch == nil else { throw TrainerError.usage("--global-batch is for --kind strong; weak scaling takes --batch-size") }
             study = try ScalingModel.study(profile: compute, cost: cost, kind: .weak, batch: batchSize ?? report.batchPerRank,
-                                           ranks: counts, computeScale: computeScale)
+                                           ranks: counts, computeScale: computeScale, layout: layout)
         case .strong:
             guard batchSize == nil else { throw TrainerError.usage("--batch-size is for --kind weak; strong scaling takes --global-batch") }
             guard let g = globalBatch else { throw TrainerError.usage("--kind strong needs --global-batch G") }
             study = try ScalingModel.study(profile: compute, cost: cost, kind: .strong, batch: g, ranks: counts,
-                                           computeScale: computeScale)
+                                           computeScale: computeScale, layout: layout)
         }
         let runs = try measured.map { LoadedRun(path: $0, report: try loadRun($0, what: "measured run")) }
         let plotter = try plots.map { try Plotter(folder: $0) }
@@ -103,7 +121,8 @@ struct ModelCommand: ParsableCommand {
         let from = markdown.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path } ?? FileManager.default.currentDirectoryPath
         let links = pngs.map { ScalingStudy.Plot(title: Plotter.title($0), path: relativePath(to: $0, fromFolder: from)) }
         let text = ModelReport(profilePath: profile, profile: report, compute: compute, cost: cost, costSource: source,
-                               study: study, computeScale: computeScale, rebuiltBucketMb: bucketMb, measured: runs)
+                               study: study, computeScale: computeScale, rebuiltBucketMb: bucketMb, measured: runs,
+                               layout: layout)
             .markdown(plots: links)
         if let markdown {
             try writeAtomically(Data(text.utf8), to: markdown)

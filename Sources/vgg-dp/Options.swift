@@ -61,8 +61,8 @@ struct RunOptions: ParsableArguments {
     @Option(help: """
         How gradients are averaged: allreduce (a replica per rank, MPI_Allreduce), host-shared (one replica per \
         host in an MPI-3 shared window; each rank reduces and updates a slice; slice owners allreduce across \
-        hosts), or auto: host-shared when every host runs the same number of ranks, two or more, unless \
-        --overlap is given.
+        hosts, during backward unless --no-overlap), or auto: host-shared when every host runs the same number \
+        of ranks, two or more, unless --overlap is given.
         """)
     var exchange: ExchangeChoice = .auto
     @Flag(inversion: .prefixedNo, help: """
@@ -137,20 +137,21 @@ struct RunOptions: ParsableArguments {
         return c
     }
 
-    /// Settles the exchange for this job's layout: an explicit --overlap asks
-    /// for the allreduce exchange (auto then picks it); host-shared runs after
-    /// backward; otherwise `config.overlap` comes from --overlap / --no-overlap
-    /// or `TrainConfig.defaultOverlap`.
+    /// Settles the exchange for this job's layout: an explicit --overlap with
+    /// --exchange auto asks for the allreduce exchange; host-shared overlaps
+    /// its exchange across hosts with backward unless --no-overlap (on one
+    /// host it has nothing to overlap: it runs after backward); otherwise
+    /// `config.overlap` comes from --overlap / --no-overlap or
+    /// `TrainConfig.defaultOverlap`.
     func resolveExchange(_ config: inout TrainConfig, world: World, threads: Int) throws {
-        if overlap == true {
-            guard config.exchange != .hostShared else {
-                throw TrainerError.usage("--overlap overlaps an allreduce with backward: it needs --exchange allreduce (or auto), not host-shared, which exchanges after backward")
-            }
-            config.exchange = .allreduce
-        }
+        let hosts = Set(world.hostNames).count
+        if overlap == true && config.exchange == .auto { config.exchange = .allreduce }
         if try DataParallelTrainer.usesHostShared(config, group: world) {
+            if overlap == true && hosts == 1 {
+                throw TrainerError.usage("--overlap with --exchange host-shared overlaps the exchange across hosts with backward; this job runs on one host, where host-shared exchanges after backward (use --exchange allreduce --overlap to overlap an allreduce)")
+            }
             config.exchange = .hostShared
-            config.overlap = false
+            config.overlap = hosts > 1 && overlap != false
             return
         }
         if config.mode.hasBackward && world.size > 1 { config.exchange = .allreduce }

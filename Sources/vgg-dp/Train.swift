@@ -163,7 +163,7 @@ struct Train: ParsableCommand {
             return "\(c.overlap ? "overlapped with backward" : "after backward"), gradients sent as \(c.allreduceDType.rawValue)"
         }
         let hosts = Set(world.hostNames).count
-        return "exchange host-shared after backward: one replica per host, \(world.size / hosts) ranks per host"
+        return "exchange host-shared \(c.overlap ? "overlapped with backward" : "after backward"): one replica per host, \(world.size / hosts) ranks per host"
             + (hosts > 1 ? ", gradients sent between hosts as \(c.allreduceDType.rawValue)" : "")
     }
 

@@ -293,4 +293,87 @@ final class ScalingModelTests: XCTestCase {
         XCTAssertEqual(row["mode"], "train (model)")
         XCTAssertEqual(study.markdownTable().count, 2 + 3)
     }
+
+    // MARK: - Layouts: what the trainer would run
+
+    func testOnOneSaturatedHostTheAllreduceRunsAfterBackwardAsTheTrainerDoes() {
+        let p = profile(buckets: twoBuckets)
+        let saturated = ModelLayout(ranksPerHost: 2, threadsPerRank: 1, cores: 2, exchange: .allreduce)
+        let s = ScalingModel.step(profile: p, cost: slow, ranks: 2, batchPerRank: 2, layout: saturated)
+        XCTAssertFalse(s.overlap)
+        // As without overlap: 9 + A 6 + 0.6 + B 2 + 0.2 after data and forward.
+        XCTAssertEqual(s.step, 2 + 17.8, accuracy: 1e-12)
+        XCTAssertEqual(s.exposed, 8, accuracy: 1e-12)
+        var spare = saturated
+        spare.cores = 4
+        let o = ScalingModel.step(profile: p, cost: slow, ranks: 2, batchPerRank: 2, layout: spare)
+        XCTAssertTrue(o.overlap, "a core is idle for the communication thread")
+        XCTAssertEqual(o.step, 2 + 13.2, accuracy: 1e-12)
+        spare.overlap = false
+        XCTAssertEqual(ScalingModel.step(profile: p, cost: slow, ranks: 2, batchPerRank: 2, layout: spare).step, 2 + 17.8,
+                       accuracy: 1e-12, "--no-overlap as given")
+    }
+
+    func testThreadsBeyondTheCoresShareThemAndSoDoesTheOneHostAllreduce() {
+        // 4 ranks on 2 cores: every compute time × 2 (backward 18, data 1, forward 3, optimizer 1.6);
+        // ring over 4 ranks: 2·(3/4)·bytes·β = 0.375 s/byte, × 2 on one host: A 18 s, B 6 s; no overlap.
+        // 18 + 18 → 36 + 1.2 (A's update) → 37.2 + 6 → 43.2 + 0.4 → 43.6.
+        let p = profile(buckets: twoBuckets)
+        let layout = ModelLayout(ranksPerHost: 4, threadsPerRank: 1, cores: 2, exchange: .allreduce)
+        let s = ScalingModel.step(profile: p, cost: slow, ranks: 4, batchPerRank: 2, layout: layout)
+        XCTAssertEqual(s.backward, 18, accuracy: 1e-12)
+        XCTAssertEqual(s.allreduce, 24, accuracy: 1e-12)
+        XCTAssertEqual(s.step, 1 + 3 + 43.6, accuracy: 1e-12)
+    }
+
+    func testHostSharedOnOneHostIsOnePassThroughMemory() {
+        // The profile's optimizer moves 5 × 32 bytes in 0.8 s: 0.005 s per byte. With 2 ranks each sums and
+        // updates its half in one pass of G + 4G/2 = 3 bytes per gradient byte: A 24 bytes 0.36 s, B 0.12 s.
+        let p = profile(buckets: twoBuckets)
+        let layout = ModelLayout(ranksPerHost: 2, threadsPerRank: 1, cores: 2)
+        let s = ScalingModel.step(profile: p, cost: slow, ranks: 2, batchPerRank: 2, layout: layout)
+        XCTAssertEqual(s.exchange, .hostShared, "auto picks host-shared for 2 ranks on a host")
+        XCTAssertFalse(s.overlap)
+        XCTAssertEqual(s.update, 0, "the update is in the pass")
+        XCTAssertEqual(s.allreduce, 0.48, accuracy: 1e-12)
+        XCTAssertEqual(s.step, 2 + 9 + 0.48, accuracy: 1e-12)
+        var flat = layout
+        flat.exchange = .allreduce
+        XCTAssertEqual(ScalingModel.step(profile: p, cost: slow, ranks: 2, batchPerRank: 2, layout: flat).exchange, .allreduce)
+    }
+
+    func testHostSharedAcrossHostsSendsTheGradientOnceAndOverlapsBackward() {
+        // 2 hosts × 2 ranks. Per bucket byte: the sum of a slice (1 + 1/2 bytes of memory per byte, 0.0075 s) and
+        // the slice owners' allreduce over 2 hosts sharing the link: 2·(1/2)·(bytes/2)·(2β) = 0.25 s per byte.
+        // A (24 bytes, ready at 5) 5..11.18; B (8 bytes, ready at 9) 11.18..13.24. Update: 0.8/2 per rank.
+        // After backward: wait to 11.18, A's update 0.3 → 11.48; wait to 13.24, B's 0.1 → 13.34.
+        let p = profile(buckets: twoBuckets)
+        let layout = ModelLayout(ranksPerHost: 2, threadsPerRank: 1, cores: 2)
+        let s = ScalingModel.step(profile: p, cost: slow, ranks: 4, batchPerRank: 2, layout: layout)
+        XCTAssertEqual(s.exchange, .hostShared)
+        XCTAssertTrue(s.overlap, "across hosts the exchange overlaps backward by default")
+        XCTAssertEqual(s.buckets[0].end, 11.18, accuracy: 1e-9)
+        XCTAssertEqual(s.buckets[1].end, 13.24, accuracy: 1e-9)
+        XCTAssertEqual(s.step, 2 + 13.34, accuracy: 1e-9)
+        // A flat ring over the 4 ranks moves 2·(3/4) of each bucket over the link: A 5..14, B 14..17,
+        // then 14 + 0.6 and 17 + 0.2.
+        var flat = layout
+        flat.exchange = .allreduce
+        let f = ScalingModel.step(profile: p, cost: slow, ranks: 4, batchPerRank: 2, layout: flat)
+        XCTAssertTrue(f.overlap)
+        XCTAssertEqual(f.step, 2 + 17.2, accuracy: 1e-9)
+        var after = layout
+        after.overlap = false
+        XCTAssertEqual(ScalingModel.step(profile: p, cost: slow, ranks: 4, batchPerRank: 2, layout: after).step,
+                       2 + 9 + 6.18 + 0.3 + 2.06 + 0.1, accuracy: 1e-9)
+    }
+
+    func testRankCountsThatDoNotFillWholeHostsAreLeftOut() throws {
+        let p = profile(buckets: twoBuckets)
+        let study = try ScalingModel.study(profile: p, cost: slow, kind: .weak, batch: 2, ranks: [1, 2, 3, 4, 6],
+                                           layout: ModelLayout(ranksPerHost: 2, threadsPerRank: 1, cores: 2))
+        XCTAssertEqual(study.rows.map(\.ranks), [1, 2, 4, 6])
+        XCTAssertEqual(study.skipped, [3])
+        XCTAssertEqual(study.rows[0].exchange, .allreduce, "one rank exchanges nothing")
+    }
 }

@@ -82,4 +82,10 @@ public enum Launcher {
 
     /// Tiny configuration: VGG-11 on 32×32 images, channels ÷16, 10 classes.
     public static let tiny = ["--model", "vgg11", "--image-size", "32", "--width-divisor", "16", "--classes", "10"]
+
+    /// The 16 hex digits after "parameter checksum: " in a run's output.
+    public static func checksum(_ text: String) -> String? {
+        guard let range = text.range(of: "parameter checksum: ") else { return nil }
+        return String(text[range.upperBound...].prefix(16))
+    }
 }

@@ -22,9 +22,9 @@ final class CheckpointTests: XCTestCase {
         let folder = Launcher.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let (p, m) = arenas(1000, seed: 0.5)
-        try Checkpoint.write(to: folder.path, header: header(p), parameters: p, momentum: m)
+        try Checkpoint.write(to: folder.path, header: header(p), sections: [p, m])
         let (q, n) = arenas(1000, seed: 9)
-        let read = try Checkpoint.read(from: folder.path, parameters: q, momentum: n)
+        let read = try Checkpoint.read(from: folder.path, sections: [q, n])
         XCTAssertEqual(read, header(p))
         XCTAssertEqual(read.nextStep, 11)
         XCTAssertEqual(read.globalBatch, 6)
@@ -39,10 +39,10 @@ final class CheckpointTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: folder) }
         let (p, m) = arenas(100, seed: 1)
         let path = folder.appendingPathComponent(Checkpoint.fileName).path
-        let good = try Checkpoint.encode(header: header(p), parameters: p, momentum: m)
+        let good = try Checkpoint.encode(header: header(p), sections: [p, m])
         func refused(_ data: Data, _ expected: String, line: UInt = #line) {
             _ = FileManager.default.createFile(atPath: path, contents: data)
-            XCTAssertThrowsError(try Checkpoint.read(from: folder.path, parameters: p, momentum: m), line: line) { error in
+            XCTAssertThrowsError(try Checkpoint.read(from: folder.path, sections: [p, m]), line: line) { error in
                 XCTAssertTrue("\(error)".contains(expected), "\(error)", line: line)
             }
         }
@@ -53,8 +53,54 @@ final class CheckpointTests: XCTestCase {
         refused(Data("not a checkpoint at all".utf8), "is not a vgg-dp checkpoint")
         let (small, smallM) = arenas(50, seed: 1)
         _ = FileManager.default.createFile(atPath: path, contents: good)
-        XCTAssertThrowsError(try Checkpoint.read(from: folder.path, parameters: small, momentum: smallM)) { error in
+        XCTAssertThrowsError(try Checkpoint.read(from: folder.path, sections: [small, smallM])) { error in
             XCTAssertTrue("\(error)".contains("holds 100 parameters, this model has 50"), "\(error)")
+        }
+    }
+
+    /// The file written piece by piece is the serialiser's bytes, and the
+    /// stream hash does not depend on where the pieces break.
+    func testStreamedFileIsTheEncodingAndTheHashIgnoresPieceBoundaries() throws {
+        let folder = Launcher.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (p, m) = arenas(Checkpoint.pieceBytes / 4 + 777, seed: 2)
+        try Checkpoint.write(to: folder.path, header: header(p), sections: [p, m])
+        let written = try Data(contentsOf: folder.appendingPathComponent(Checkpoint.fileName))
+        XCTAssertEqual(written, try Checkpoint.encode(header: header(p), sections: [p, m]))
+        let bytes = Array(written.prefix(10_001))
+        var whole = StreamHash()
+        bytes.withUnsafeBytes { whole.add($0) }
+        for cuts in [[1, 2, 3], [7, 8, 9], [8, 16, 5000], [9999]] {
+            var pieces = StreamHash()
+            var start = 0
+            for end in cuts + [bytes.count] {
+                bytes[start..<end].withUnsafeBytes { pieces.add($0) }
+                start = end
+            }
+            XCTAssertEqual(pieces.value, whole.value, "cuts \(cuts)")
+        }
+        var empty = StreamHash(), other = StreamHash()
+        [UInt8(1)].withUnsafeBytes { other.add($0) }
+        XCTAssertNotEqual(empty.value, other.value)
+        empty.add(UnsafeRawBufferPointer(start: nil, count: 0))
+        XCTAssertNotEqual(empty.value, other.value)
+    }
+
+    /// Extra sections (an exchange's state) travel after momentum and are
+    /// counted: a file with other sections is refused as corrupted.
+    func testSectionsAreReadBackAndCounted() throws {
+        let folder = Launcher.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (p, m) = arenas(300, seed: 3)
+        let extra = FloatArena(count: 41)
+        for i in 0..<41 { extra[i] = Float(i) * 0.25 }
+        try Checkpoint.write(to: folder.path, header: header(p), sections: [p, m, extra])
+        let (q, n) = arenas(300, seed: 4)
+        let back = FloatArena(count: 41)
+        _ = try Checkpoint.read(from: folder.path, sections: [q, n, back])
+        XCTAssertEqual((0..<41).map { back[$0] }, (0..<41).map { extra[$0] })
+        XCTAssertThrowsError(try Checkpoint.read(from: folder.path, sections: [q, n])) { error in
+            XCTAssertTrue("\(error)".contains("truncated or corrupted"), "\(error)")
         }
     }
 }

@@ -85,7 +85,15 @@ final class ClusterTests: XCTestCase {
         XCTAssertTrue(train.stderr.contains("+ mpirun -n 4"), train.stderr)
         XCTAssertTrue(train.stdout.contains("ranks: 4 on 2 host(s)"), train.all)
         XCTAssertTrue(train.stdout.contains("across 2 hosts the owners of a slice allreduce it"), train.all)
+        XCTAssertTrue(train.stdout.contains("bucket by bucket during backward"), "overlapped by default across hosts: \(train.all)")
         XCTAssertTrue(train.stdout.contains("(identical on all 4 rank(s))"), train.all)
+        // After backward instead of during it: the same sums in the same order, the same weights.
+        let after = try cluster(["run", "2", "--ranks-per-host", "2", "--rate", "1gbit", "--"] + args
+                                + ["--exchange", "host-shared", "--no-overlap"], timeout: 200)
+        XCTAssertEqual(after.status, 0, after.all)
+        XCTAssertTrue(after.stdout.contains("exchange host-shared after backward"), after.all)
+        XCTAssertNotNil(Launcher.checksum(after.stdout), after.all)
+        XCTAssertEqual(Launcher.checksum(after.stdout), Launcher.checksum(train.stdout))
         let r = try RunReport.read(from: report)
         XCTAssertEqual(r.exchange, .hostShared)
         XCTAssertEqual(r.perRank.map(\.host), [hosts[0], hosts[0], hosts[1], hosts[1]], "host by host")

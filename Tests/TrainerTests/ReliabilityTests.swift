@@ -148,10 +148,7 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertEqual(try RunReport.read(from: path).skippedSteps, 1)
     }
 
-    func checksum(_ text: String) -> String? {
-        guard let range = text.range(of: "parameter checksum: ") else { return nil }
-        return String(text[range.upperBound...].prefix(16))
-    }
+    func checksum(_ text: String) -> String? { Launcher.checksum(text) }
 
     func testResumeAfterAKilledRankReproducesTheUninterruptedRun() throws {
         let folder = Launcher.temporaryFolder()

@@ -19,9 +19,12 @@ public struct ModelReport: Sendable {
     public var rebuiltBucketMb: Double?
     /// Measured runs to set against the prediction, paths as the user named them.
     public var measured: [LoadedRun]
+    /// The layout predicted; nil: one rank per host, the profile's overlap.
+    public var layout: ModelLayout? = nil
 
     public init(profilePath: String, profile: RunReport, compute: ComputeProfile, cost: LinkCost, costSource: String,
-                study: ModelStudy, computeScale: Double, rebuiltBucketMb: Double?, measured: [LoadedRun]) {
+                study: ModelStudy, computeScale: Double, rebuiltBucketMb: Double?, measured: [LoadedRun],
+                layout: ModelLayout? = nil) {
         self.profilePath = profilePath
         self.profile = profile
         self.compute = compute
@@ -31,6 +34,7 @@ public struct ModelReport: Sendable {
         self.computeScale = computeScale
         self.rebuiltBucketMb = rebuiltBucketMb
         self.measured = measured
+        self.layout = layout
     }
 
     /// The document; `plots` are linked as given (paths relative to the
@@ -52,7 +56,15 @@ public struct ModelReport: Sendable {
         out.append("- buckets: \(compute.buckets.count)\(rebuiltBucketMb.map { " (rebuilt at \($0) MiB)" } ?? " (the profile's plan, \(r.bucketMb) MiB)"), MiB: \(sizes); "
                    + (compute.overlap ? "allreduce overlapped with backward" : "allreduce after backward"))
         out.append("- T_allreduce(bytes) = 2(N−1)·α + 2·((N−1)/N)·bytes·β per bucket, one after another on one communication thread; "
-                   + "compute scales linearly with the batch per rank; one rank per host")
+                   + "compute scales linearly with the batch per rank")
+        if let l = layout {
+            out.append("- layout: \(l.ranksPerHost) rank(s) per host × \(l.threadsPerRank) thread(s), "
+                       + (l.cores.map { "\($0) cores per host" } ?? "enough cores for every thread")
+                       + ", --exchange \(l.exchange.rawValue)" + (l.overlap.map { $0 ? ", --overlap" : ", --no-overlap" } ?? "")
+                       + "; per row the exchange and overlap the trainer would pick (host-shared reduces within a host at the memory bandwidth of the profile's optimizer pass)")
+        } else {
+            out.append("- one rank per host")
+        }
         out.append("")
         out += study.markdownTable()
         out.append("")
@@ -61,7 +73,8 @@ public struct ModelReport: Sendable {
                    + (study.kind == .strong ? "T_b·N_b / (N·T_N)" : "T_b / T_N") + " against the first row.")
         if !study.skipped.isEmpty {
             out.append("")
-            out.append("Left out (global batch \(study.baseline.globalBatch) does not divide): \(study.skipped.map(String.init).joined(separator: ", ")) ranks.")
+            let why = study.kind == .strong ? "the global batch \(study.baseline.globalBatch) does not divide, or the ranks do not fill whole hosts" : "the ranks do not fill whole hosts"
+            out.append("Left out (\(why)): \(study.skipped.map(String.init).joined(separator: ", ")) ranks.")
         }
         if !measured.isEmpty {
             out += measuredSection()
@@ -79,6 +92,13 @@ public struct ModelReport: Sendable {
         return out.joined(separator: "\n") + "\n"
     }
 
+    /// What a measured run's layout was, as the model takes it.
+    static func layout(of m: RunReport) -> ModelLayout {
+        let hosts = max(1, Set(m.hosts).count)
+        return ModelLayout(ranksPerHost: max(1, m.ranks / hosts), threadsPerRank: m.blasThreads, cores: m.coresPerHost,
+                           exchange: m.exchange ?? .allreduce, overlap: m.overlap)
+    }
+
     /// Each measured run against the prediction at its rank count and batch.
     func measuredSection() -> [String] {
         let r = profile
@@ -88,9 +108,11 @@ public struct ModelReport: Sendable {
         var notes: [String] = []
         for run in measured {
             let (path, m) = (run.path, run.report)
-            let p = ScalingModel.step(profile: compute, cost: cost, ranks: m.ranks, batchPerRank: m.batchPerRank, computeScale: computeScale)
+            let p = ScalingModel.step(profile: compute, cost: cost, ranks: m.ranks, batchPerRank: m.batchPerRank,
+                                      computeScale: computeScale, layout: Self.layout(of: m))
             let err = m.stepSeconds.mean > 0 ? (p.step - m.stepSeconds.mean) / m.stepSeconds.mean : 0
-            rows.append([run.name, String(m.ranks), String(m.batchPerRank), String(Set(m.hosts).count),
+            let ran = (m.exchange ?? .allreduce).rawValue + (m.overlap ? ", overlapped" : "")
+            rows.append([run.name, String(m.ranks), String(m.batchPerRank), String(Set(m.hosts).count), ran,
                          ms(m.stepSeconds.mean), ms(p.step), (err >= 0 ? "+" : "") + Text.fixed(100 * err, 1) + "%",
                          ms(m.allreduceSecondsPerStep), ms(p.allreduce), ms(m.exposedSecondsPerStep), ms(p.exposed)])
             if m.model != r.model || m.imageSize != r.imageSize || m.widthDivisor != r.widthDivisor || m.classes != r.classes {
@@ -99,10 +121,11 @@ public struct ModelReport: Sendable {
             if !m.complete { notes.append("\(path) is marked incomplete (\(m.note ?? "no reason recorded")): its times cover only the steps it ran") }
             if m.bucketMb != r.bucketMb && rebuiltBucketMb == nil { notes.append("\(path) used \(m.bucketMb) MiB buckets, the profile \(r.bucketMb)") }
         }
-        out += Markdown.table(["run", "ranks", "batch/rank", "hosts", "measured step ms", "predicted ms", "error",
+        out += Markdown.table(["run", "ranks", "batch/rank", "hosts", "exchange", "measured step ms", "predicted ms", "error",
                                "measured allreduce ms", "predicted", "measured exposed ms", "predicted"], rows, leftColumns: 1)
         out.append("")
-        out.append("error: (predicted − measured) / measured step time; measured times are the slowest rank's (step) and the ranks' mean (allreduce, exposed).")
+        out.append("Each run is predicted for its own layout: its ranks per host, threads, the cores its host had, and the exchange and overlap it ran. "
+                   + "error: (predicted − measured) / measured step time; measured times are the slowest rank's (step) and the ranks' mean (allreduce, exposed).")
         for n in notes { out.append("- note: \(n)") }
         return out
     }

@@ -76,9 +76,42 @@ public struct StepPrediction: Equatable, Sendable {
     public var exposed: Double
     public var step: Double
     public var buckets: [BucketTiming]
+    /// The exchange predicted (allreduce, or host-shared) and whether it overlaps backward.
+    public var exchange: ExchangeChoice = .allreduce
+    public var overlap = false
     public var imagesPerSecond: Double { step > 0 ? Double(globalBatch) / step : 0 }
     /// The optimizer phase as the trainer measures it: update plus waits.
     public var optimizerPhase: Double { update + exposed }
+}
+
+/// Where the predicted ranks sit and which exchange is asked for; the model
+/// then does what the trainer would do there (`RankLayout`): the exchange
+/// `auto` picks, the overlap default, and threads beyond the host's cores
+/// sharing them.
+public struct ModelLayout: Equatable, Sendable {
+    public var ranksPerHost: Int
+    public var threadsPerRank: Int
+    /// Cores per host; nil: enough for every thread.
+    public var cores: Int?
+    public var exchange: ExchangeChoice
+    /// --overlap / --no-overlap as given; nil: the trainer's default.
+    public var overlap: Bool?
+
+    public init(ranksPerHost: Int = 1, threadsPerRank: Int = 1, cores: Int? = nil, exchange: ExchangeChoice = .auto,
+                overlap: Bool? = nil) {
+        self.ranksPerHost = ranksPerHost
+        self.threadsPerRank = threadsPerRank
+        self.cores = cores
+        self.exchange = exchange
+        self.overlap = overlap
+    }
+
+    /// The trainer's layout for `ranks` ranks (fewer than `ranksPerHost` fill one host).
+    public func ranks(_ n: Int) -> RankLayout {
+        let perHost = min(ranksPerHost, n)
+        return RankLayout(hosts: max(1, n / perHost), ranksPerHost: perHost, threadsPerRank: threadsPerRank,
+                          cores: cores ?? perHost * threadsPerRank)
+    }
 }
 
 /// Predicts data-parallel step time from a one-rank profile and an α-β link
@@ -86,17 +119,42 @@ public struct StepPrediction: Equatable, Sendable {
 /// start when backward has finished its lowest layer; buckets go out one after
 /// another on one communication thread; after backward, the optimizer steps
 /// bucket by bucket, each as soon as its allreduce is done. Pure.
+///
+/// Without a layout every rank has a host of its own and the profile's
+/// overlap holds. With one (`ModelLayout`), the model does what the trainer
+/// does there:
+/// - threads beyond a host's cores share them: every compute time, and on
+///   one host the allreduce too (shared-memory copies are CPU work), is
+///   multiplied by threads ÷ cores;
+/// - host-shared reduces within a host through memory, at the bandwidth the
+///   profile's optimizer pass reached (it moves 5 bytes per gradient byte:
+///   gradient, weight and momentum read, weight and momentum written): on
+///   one host each of the L ranks sums its 1/L slice over the L gradients
+///   and updates it in one pass (G + 4G/L bytes); across H hosts it sums its
+///   slice (G + G/L bytes), the L slice owners allreduce their slices over
+///   the H hosts at once, sharing the host's link (2(H−1)·α + 2((H−1)/H)·G·β
+///   in all), bucket by bucket during backward when it overlaps, then each
+///   rank updates its slice (the optimizer's time ÷ L).
+/// Memory-bandwidth contention between ranks is not modelled.
 public enum ScalingModel {
     /// `computeScale` multiplies every compute time (hosts faster or slower
     /// than the profiled one, or sharing cores). Data, forward and backward
     /// scale with the batch per rank (linear in the batch); the optimizer
     /// does not.
     public static func step(profile p: ComputeProfile, cost: LinkCost, ranks: Int, batchPerRank: Int,
-                            computeScale: Double = 1) -> StepPrediction {
-        let f = computeScale * Double(batchPerRank) / Double(p.batchPerRank)
+                            computeScale: Double = 1, layout: ModelLayout? = nil) -> StepPrediction {
+        let placed = layout?.ranks(ranks)
+        let shared = ranks > 1 && (layout.map { placed!.runsHostShared($0.exchange) } ?? false)
+        let overlap: Bool
+        if let l = layout, let w = placed {
+            overlap = ranks > 1 && (shared ? w.hosts > 1 && l.overlap != false : l.overlap ?? w.overlapsAllreduce)
+        } else {
+            overlap = ranks > 1 && p.overlap
+        }
+        let cpu = computeScale * (placed?.oversubscription ?? 1)
+        let f = cpu * Double(batchPerRank) / Double(p.batchPerRank)
         let layers = p.layerBackward.map { $0 * f }
         let backward = layers.reduce(0, +)
-        let update = p.optimizer * computeScale
         // readyAfter[i]: backward time from its start through layer i (layers run last to first).
         var readyAfter = [Double](repeating: 0, count: layers.count)
         var sum = 0.0
@@ -106,16 +164,36 @@ public enum ScalingModel {
         }
         let totalBytes = Double(max(p.gradientBytes, 1))
         let share = p.buckets.map { Double($0.bytes) / totalBytes }
+        let hosts = placed?.hosts ?? ranks
+        let oneHost = placed != nil && hosts == 1
+        // The time of one bucket's exchange once it starts, and the update left for after it.
+        let exchange: (Bucket) -> Double
+        var update = p.optimizer * cpu
+        if shared, let w = placed {
+            let l = Double(w.ranksPerHost)
+            let perByte = p.optimizer * cpu / (5 * totalBytes)  // seconds per byte of memory traffic
+            if hosts == 1 {
+                exchange = { b in Double(b.bytes) * (1 + 4 / l) * perByte }  // sum and update in one pass
+                update = 0
+            } else {
+                let link = LinkCost(alpha: cost.alpha, beta: cost.beta * l)
+                exchange = { b in Double(b.bytes) * (1 + 1 / l) * perByte + link.allreduceSeconds(bytes: Double(b.bytes) / l, ranks: hosts) }
+                update = p.optimizer * cpu / l
+            }
+        } else {
+            let copies = oneHost ? cpu : 1
+            exchange = { b in cost.allreduceSeconds(bytes: Double(b.bytes), ranks: ranks) * copies }
+        }
 
         var timings: [BucketTiming] = []
         var t = backward
         var exposed = 0.0, allreduce = 0.0
-        if ranks > 1 && p.overlap {
+        if ranks > 1 && overlap {
             var commFree = 0.0
             for b in p.buckets {
                 let ready = readyAfter[b.lowestLayer]
                 let start = max(ready, commFree)
-                let end = start + cost.allreduceSeconds(bytes: Double(b.bytes), ranks: ranks)
+                let end = start + exchange(b)
                 commFree = end
                 timings.append(BucketTiming(ready: ready, start: start, end: end))
                 allreduce += end - start
@@ -128,9 +206,9 @@ public enum ScalingModel {
                 t += update * share[k]
             }
         } else if ranks > 1 {
-            // Without overlap the compute thread reduces each bucket, then steps it.
+            // Without overlap the compute thread exchanges each bucket, then steps it.
             for (k, b) in p.buckets.enumerated() {
-                let d = cost.allreduceSeconds(bytes: Double(b.bytes), ranks: ranks)
+                let d = exchange(b)
                 timings.append(BucketTiming(ready: backward, start: t, end: t + d))
                 allreduce += d
                 exposed += d
@@ -142,14 +220,14 @@ public enum ScalingModel {
         let data = p.data * f, forward = p.forward * f
         return StepPrediction(ranks: ranks, batchPerRank: batchPerRank, data: data, forward: forward, backward: backward,
                               update: update, allreduce: allreduce, exposed: exposed, step: data + forward + t,
-                              buckets: timings)
+                              buckets: timings, exchange: shared ? .hostShared : .allreduce, overlap: overlap)
     }
 
     /// Strong (global batch split over the ranks) or weak (batch per rank
     /// fixed) scaling over `ranks`. Rank counts that do not divide a strong
     /// global batch are left out and listed in `skipped`.
     public static func study(profile: ComputeProfile, cost: LinkCost, kind: StudyKind, batch: Int, ranks: [Int],
-                             computeScale: Double = 1) throws -> ModelStudy {
+                             computeScale: Double = 1, layout: ModelLayout? = nil) throws -> ModelStudy {
         try profile.validate()
         guard kind != .sweep else { throw TrainerError.usage("model: the kind is strong or weak") }
         guard batch >= 1 else { throw TrainerError.usage("model: the batch must be at least 1, got \(batch)") }
@@ -161,12 +239,20 @@ public enum ScalingModel {
         }
         var rows: [StepPrediction] = []
         var skipped: [Int] = []
+        if let l = layout {
+            guard l.ranksPerHost >= 1, l.threadsPerRank >= 1, (l.cores ?? 1) >= 1 else {
+                throw TrainerError.usage("model: ranks per host, threads per rank and cores must be at least 1")
+            }
+        }
         for n in Set(ranks).sorted() {
+            if let l = layout, n > l.ranksPerHost, n % l.ranksPerHost != 0 { skipped.append(n); continue }
             if kind == .strong {
                 guard batch % n == 0 else { skipped.append(n); continue }
-                rows.append(step(profile: profile, cost: cost, ranks: n, batchPerRank: batch / n, computeScale: computeScale))
+                rows.append(step(profile: profile, cost: cost, ranks: n, batchPerRank: batch / n, computeScale: computeScale,
+                                 layout: layout))
             } else {
-                rows.append(step(profile: profile, cost: cost, ranks: n, batchPerRank: batch, computeScale: computeScale))
+                rows.append(step(profile: profile, cost: cost, ranks: n, batchPerRank: batch, computeScale: computeScale,
+                                 layout: layout))
             }
         }
         guard !rows.isEmpty else {

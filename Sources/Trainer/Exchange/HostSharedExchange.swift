@@ -11,6 +11,12 @@ import Vocabulary
 ///    slice's owners on the other hosts, then applies SGD to the slice;
 /// 3. the host's ranks meet again: the shared parameters are whole for the
 ///    next forward, and every rank reads every slice's NaN/Inf verdict.
+/// Across hosts with overlap, steps 1 and 2 (without the SGD) run bucket by
+/// bucket on a communication thread while backward goes on: as backward
+/// finishes a bucket, the thread meets the host's other threads (every local
+/// rank has finished it), sums this rank's piece of the bucket and
+/// allreduces the piece across hosts; after backward the compute thread
+/// waits for the last bucket, then updates its slice.
 /// With --skip-nonfinite the update waits until every verdict is known.
 /// Every host applies the same sums in the same order, so every host's
 /// replica is bitwise the same.
@@ -27,11 +33,19 @@ final class HostSharedExchange: GradientExchange {
     /// This rank's slice cut by the buckets, in bucket order, for the NaN/Inf verdict.
     let pieces: [(bucket: Int, range: ArenaSlice)]
     let layerSlices: [ArenaSlice]
-    /// No per-bucket allreduce runs: all zero.
-    let bucketStart: [Double]
-    let bucketEnd: [Double]
+    /// Across hosts with overlap: the communication thread, and which bucket
+    /// each layer completes.
+    let pipeline: BucketAllreducer?
+    var countdown: BucketCountdown
+    /// Per bucket, this rank's piece of it (count 0 when its slice misses the bucket).
+    let bucketPieces: [ArenaSlice]
+    private let noTimes: [Double]
+    /// Per bucket, the last step's exchange (Clock seconds); zero after backward.
+    var bucketStart: [Double] { pipeline?.startTimes ?? noTimes }
+    var bucketEnd: [Double] { pipeline?.endTimes ?? noTimes }
 
-    init(replica: HostReplica, network: Network, plan: BucketPlan, config: TrainConfig, ranks: Int, watchdog: Watchdog?) {
+    init(replica: HostReplica, network: Network, plan: BucketPlan, config: TrainConfig, ranks: Int,
+         watchdog: Watchdog?) throws {
         self.replica = replica
         self.network = network
         buckets = plan.buckets
@@ -47,23 +61,52 @@ final class HostSharedExchange: GradientExchange {
             return lo < hi ? (b.index, ArenaSlice(offset: lo, count: hi - lo)) : nil
         }
         layerSlices = network.layers.map(\.parameterSlice)
-        bucketStart = Array(repeating: 0, count: plan.buckets.count)
-        bucketEnd = bucketStart
+        bucketPieces = plan.buckets.map { b in
+            let lo = max(b.offset, mine.offset), hi = min(b.end, mine.end)
+            return ArenaSlice(offset: lo, count: max(0, hi - lo))
+        }
+        noTimes = Array(repeating: 0, count: plan.buckets.count)
+        countdown = BucketCountdown(plan: plan)
+        if let across = replica.across, config.overlap {
+            let memory = replica.memory, arenas = replica.gradientArenas, own = replica.gradients.base
+            let pieces = bucketPieces, wire = self.wire
+            pipeline = try BucketAllreducer(buckets: plan.buckets, threadLevel: across.threadLevel, watchdog: watchdog) { b in
+                try memory.synchronize()  // every local rank has finished bucket b
+                let piece = pieces[b]
+                guard piece.count > 0 else { return }
+                SGD.sum(arenas, into: own, range: piece)
+                try across.allreduceSum(own + piece.offset, count: piece.count, wire: wire)
+            }
+        } else {
+            pipeline = nil
+        }
     }
 
     var description: String {
         let h = replica.host.size
-        let across = replica.across.map { " across \($0.size) hosts the owners of a slice allreduce it (\(wire.dtype.rawValue)) before the update;" } ?? ""
-        return "host-shared: one replica per host in an MPI-3 shared window; after backward each of the host's \(h) ranks "
-            + "sums its slice of the gradients and updates it;\(across) no gradient is copied within a host"
+        guard let across = replica.across else {
+            return "host-shared: one replica per host in an MPI-3 shared window; after backward each of the host's \(h) ranks "
+                + "sums its slice of the gradients and updates it; no gradient is copied within a host"
+        }
+        let when = pipeline == nil ? "after backward" : "bucket by bucket during backward, on a communication thread,"
+        return "host-shared: one replica per host in an MPI-3 shared window; \(when) each of the host's \(h) ranks "
+            + "sums its slice of the gradients; across \(across.size) hosts the owners of a slice allreduce it "
+            + "(\(wire.dtype.rawValue)); each rank then updates its slice; no gradient is copied within a host"
     }
     var waitDescription: String { "none" }
     var bytesSent: Int { wire.bytesSent }
 
-    func beginStep(_ step: Int) {}
-    func layerReady(_ layer: Int) {}
+    func beginStep(_ step: Int) {
+        pipeline?.beginStep(step)
+        countdown.reset()
+    }
+
+    func layerReady(_ layer: Int) {
+        if let pipeline, let b = countdown.layerReady(layer) { pipeline.submit(b) }
+    }
 
     func finish(step: Int, times: inout StepTimes) throws -> NonfiniteGradient? {
+        if let pipeline { return try finishPipelined(pipeline, step: step, times: &times) }
         let t0 = Clock.now()
         try meet(step)
         let t1 = Clock.now()
@@ -98,6 +141,25 @@ final class HostSharedExchange: GradientExchange {
         publish(bad)
         try meet(step)
         times.exposed = (t1 - t0) + times.allreduce
+        return worstVerdict()
+    }
+
+    /// After backward with the pipeline: wait for its last bucket, then the
+    /// verdicts and the update as after backward.
+    private func finishPipelined(_ pipeline: BucketAllreducer, step: Int, times: inout StepTimes) throws -> NonfiniteGradient? {
+        for b in buckets { try pipeline.wait(b.index) }
+        times.exposed = pipeline.exposedWait
+        times.allreduce = zip(pipeline.startTimes, pipeline.endTimes).reduce(0) { $0 + $1.1 - $1.0 }
+        let bad = firstBadBucket()
+        if skipNonfinite {
+            publish(bad)
+            try meet(step)
+            if worstVerdict() == nil { update() }
+        } else {
+            update()
+        }
+        publish(bad)
+        try meet(step)
         return worstVerdict()
     }
 
@@ -136,5 +198,5 @@ final class HostSharedExchange: GradientExchange {
         }.min { ($0.bucket, $0.layer) < ($1.bucket, $1.layer) }
     }
 
-    func stop() {}
+    func stop() { pipeline?.stop() }
 }

@@ -10,6 +10,7 @@ import Vocabulary
 final class OverlappedAllreduce: GradientExchange {
     let buckets: [Bucket]
     let allreducer: BucketAllreducer
+    let wire: GradientWire
     var countdown: BucketCountdown
     var update: BucketUpdate
 
@@ -18,15 +19,16 @@ final class OverlappedAllreduce: GradientExchange {
         buckets = plan.buckets
         let wire = GradientWire(dtype: dtype, capacity: plan.buckets.map(\.count).max() ?? 0, wait: wait,
                                 pollMicroseconds: pollMicroseconds)
+        self.wire = wire
         allreducer = try BucketAllreducer(group: group, base: network.gradients.base, buckets: plan.buckets, wire: wire,
                                           watchdog: watchdog)
         countdown = BucketCountdown(plan: plan)
         self.update = update
     }
 
-    var description: String { allreducer.wire.waitDescription }
-    var waitDescription: String { allreducer.wire.waitDescription }
-    var bytesSent: Int { allreducer.wire.bytesSent }
+    var description: String { wire.waitDescription }
+    var waitDescription: String { wire.waitDescription }
+    var bytesSent: Int { wire.bytesSent }
     var bucketStart: [Double] { allreducer.startTimes }
     var bucketEnd: [Double] { allreducer.endTimes }
 
