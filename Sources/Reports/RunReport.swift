@@ -155,6 +155,8 @@ public struct RunReport: Encodable, Sendable {
     public var sharedBytesPerHost: Int? = nil
     /// Sum over ranks of `per_rank.peak_pss_bytes`.
     public var peakPssBytesSum: Int? = nil
+    /// The memory plan of one rank (absent in older reports).
+    public var memory: MemoryReport? = nil
 
     /// Every field; the defaults are those of a complete vgg-dp report.
     public init(schema: Int = 1, tool: String = "vgg-dp", complete: Bool = true,
@@ -365,6 +367,7 @@ extension RunReport: Decodable {
         exchange = try c.decodeIfPresent(ExchangeChoice.self, forKey: .exchange)
         sharedBytesPerHost = try c.decodeIfPresent(Int.self, forKey: .sharedBytesPerHost)
         peakPssBytesSum = try c.decodeIfPresent(Int.self, forKey: .peakPssBytesSum)
+        memory = try c.decodeIfPresent(MemoryReport.self, forKey: .memory)
 
         let layerIndex = Dictionary(layers.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
         var list = try c.nestedUnkeyedContainer(forKey: .buckets)

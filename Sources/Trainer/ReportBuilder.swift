@@ -106,6 +106,7 @@ extension RunReport {
         report.sharedBytesPerHost = shared > 0 ? shared : nil
         let pss = ranks.compactMap(\.peakPssBytes)
         report.peakPssBytesSum = pss.count == ranks.count && !pss.isEmpty ? pss.reduce(0, +) : nil
+        report.memory = MemoryPlan(config: config).report
         return report
     }
 }
