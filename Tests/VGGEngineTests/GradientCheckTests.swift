@@ -294,6 +294,7 @@ final class GradientCheckTests: XCTestCase {
     /// gives errors of order 1.
     func testWholeNetworkGradients() throws {
         let net = try Network(spec: tinySpec, batch: 2, keepProbability: 0.5, seed: 7)
+        assertCoversEveryBackwardPath(net)
         let data = SyntheticData(seed: 107, classes: tinySpec.classes, imageSize: tinySpec.imageSize)
         data.fill(images: net.images, labels: net.labels, step: 0, first: 0, count: 2, globalBatch: 2)
         for i in 0..<(2 * data.pixelsPerImage) { net.images[i] *= 50 }
@@ -360,4 +361,17 @@ final class GradientCheckTests: XCTestCase {
         // Every perturbation was undone.
         XCTAssertEqual(f(), f0)
     }
+}
+
+/// The whole-network checks run the training network's backward paths: a
+/// convolution that leaves its ReLU to the pool after it (whose output buffer
+/// is reused), one that applies its own, and a first convolution that forms
+/// no input gradient.
+func assertCoversEveryBackwardPath(_ net: Network, file: StaticString = #filePath, line: UInt = #line) {
+    let convs = net.layers.compactMap { $0 as? Conv2D }
+    XCTAssertEqual(net.purpose, .training, file: file, line: line)
+    XCTAssertTrue(convs.contains { $0.reluAppliedByPool }, file: file, line: line)
+    XCTAssertTrue(convs.contains { !$0.reluAppliedByPool }, file: file, line: line)
+    XCTAssertNil(convs.first?.io.inputGrad, file: file, line: line)
+    XCTAssertTrue(net.layers.allSatisfy { ($0 as? MaxPool2D)?.appliesReLU ?? true }, file: file, line: line)
 }
