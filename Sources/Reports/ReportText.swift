@@ -61,6 +61,9 @@ extension RunReport {
         if let peak = peakGflopsPerRank, let share = peakShare {
             s += "\nsgemm peak per rank: \(Text.fixed(peak, 1)) GFLOP/s (probe, same threads); this run: \(Text.fixed(100 * share, 1))% of it"
         }
+        if let memory {
+            s += "\n" + memory.summaryLine + "; peak RSS \(Text.fixed(Double(peakRssBytes) / 1_048_576, 0)) MiB"
+        }
         return s
     }
 

@@ -160,6 +160,8 @@ public struct RunReport: Encodable, Sendable {
     /// The job's restarts by `scripts/launch.sh --max-restarts` (`--restart-log`);
     /// absent when the job was not launched that way, empty when it had none.
     public var restarts: [Restart]? = nil
+    /// The memory plan of one rank (absent in older reports).
+    public var memory: MemoryReport? = nil
 
     /// Every field; the defaults are those of a complete vgg-dp report.
     public init(schema: Int = 1, tool: String = "vgg-dp", complete: Bool = true,
@@ -372,6 +374,7 @@ extension RunReport: Decodable {
         peakPssBytesSum = try c.decodeIfPresent(Int.self, forKey: .peakPssBytesSum)
         coresPerHost = try c.decodeIfPresent(Int.self, forKey: .coresPerHost)
         restarts = try c.decodeIfPresent([Restart].self, forKey: .restarts)
+        memory = try c.decodeIfPresent(MemoryReport.self, forKey: .memory)
 
         let layerIndex = Dictionary(layers.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
         var list = try c.nestedUnkeyedContainer(forKey: .buckets)

@@ -50,7 +50,7 @@ public final class DataParallelTrainer {
         replica = try Self.usesHostShared(config, group: group)
             ? HostReplica(group: group, plan: plan, parameterCount: config.network.parameterCount, withMomentum: config.mode == .train)
             : nil
-        network = try Network(spec: config.network, batch: config.batchPerRank,
+        network = try Network(spec: config.network, batch: config.batchPerRank, purpose: config.mode.hasBackward ? .training : .inference,
                               keepProbability: config.keepProbability, seed: config.seed,
                               workspaceBudget: config.workspaceFloats, convAlgorithm: config.convAlgorithm,
                               storage: replica?.storage)

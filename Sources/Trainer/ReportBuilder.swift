@@ -110,6 +110,7 @@ extension RunReport {
         report.peakPssBytesSum = pss.count == ranks.count && !pss.isEmpty ? pss.reduce(0, +) : nil
         report.coresPerHost = ProcessInfo.processInfo.activeProcessorCount
         report.restarts = restarts
+        report.memory = MemoryPlan(config: config).report
         return report
     }
 }

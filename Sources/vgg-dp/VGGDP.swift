@@ -9,7 +9,7 @@ struct VGGDP: ParsableCommand {
         Run four ranks:   mpirun -n 4 vgg-dp    (or scripts/launch.sh -n 4)
         """,
         subcommands: [Train.self, Verify.self, AllreduceBench.self, Peak.self, SelfTest.self, ReportCommand.self, ModelCommand.self,
-                      Describe.self, SummaryCommand.self],
+                      Describe.self, SummaryCommand.self, MemoryCommand.self],
         defaultSubcommand: Train.self
     )
 }

@@ -83,6 +83,38 @@ final class RunReportCodingTests: XCTestCase {
         XCTAssertEqual(try encoded(back), try encoded(r))
     }
 
+    /// The memory plan: absent from old reports (which still decode, see
+    /// above), one snake_case object with per-layer rows when present, and
+    /// one line of the text report.
+    func testMemoryPlanEncodesDecodesAndPrints() throws {
+        XCTAssertNil(try RunReport.read(from: RunReportCodingTests.fixtures.appendingPathComponent("schema1-train-2ranks-fp16.json").path).memory)
+        var r = ReportFixture.make(mode: .train, peakRssBytes: 3 << 30)
+        XCTAssertFalse(r.closingLines.contains("memory per rank"))
+        let conv = MemoryReport.Row(name: "conv1_1", parameters: 4, gradients: 4, optimizerState: 4, activations: 64,
+                                    workspace: 32, masks: 0)
+        let pool = MemoryReport.Row(name: "pool1", parameters: 0, gradients: 0, optimizerState: 0, activations: 32,
+                                    workspace: 0, masks: 8)
+        XCTAssertEqual(conv.total, 108)
+        r.memory = MemoryReport(purpose: "training", batchPerRank: 8, layers: [conv, pool],
+                                total: .init(name: "total", parameters: 4, gradients: 4, optimizerState: 4,
+                                             activations: 1 << 30, workspace: 32, masks: 8),
+                                activationsWithoutReuse: 96, inputBytes: 16)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: try encoded(r)) as? [String: Any])
+        let memory = try XCTUnwrap(json["memory"] as? [String: Any])
+        XCTAssertEqual(memory["purpose"] as? String, "training")
+        XCTAssertEqual(memory["activations_without_reuse"] as? Int, 96)
+        let layers = try XCTUnwrap(memory["layers"] as? [[String: Any]])
+        XCTAssertEqual(Set(layers[0].keys), ["name", "parameters", "gradients", "optimizer_state", "activations", "workspace",
+                                             "masks", "total"])
+        XCTAssertEqual((memory["total"] as? [String: Any])?["total"] as? Int, (1 << 30) + 52)
+        let back = try decoded(try encoded(r))
+        XCTAssertEqual(back.memory, r.memory)
+        XCTAssertEqual(try encoded(back), try encoded(r))
+        let line = try XCTUnwrap(r.closingLines.split(separator: "\n").last)
+        XCTAssertEqual(String(line), "memory per rank (plan, training): parameters 0.0 + gradients 0.0 + optimizer 0.0"
+                       + " + activations 1024.0 + workspace 0.0 + masks 0.0 = 1024.0 MiB; peak RSS 3072 MiB")
+    }
+
     /// A JSON object from the old report, changed by `edit`.
     func oldReport(_ edit: (inout [String: Any]) -> Void) throws -> Data {
         let path = RunReportCodingTests.fixtures.appendingPathComponent("schema1-train-2ranks-fp16.json")

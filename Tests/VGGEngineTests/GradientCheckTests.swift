@@ -119,6 +119,58 @@ final class GradientCheckTests: XCTestCase {
         assertGradients(LayerHarness(spec: spec, batch: 2, key: 31), "maxpool 4x6x3", checkParameters: false)
     }
 
+    /// A pool after a convolution keeps only its argmax (one byte per
+    /// output) and applies that convolution's ReLU backward itself: on
+    /// post-ReLU inputs (≥ 0, many exactly 0) its input gradient is, bit for
+    /// bit, the plain pool's followed by ReLU's backward on the inputs; the
+    /// argmax is the first of the four largest inputs; and a pool without its
+    /// argmax (inference) gives the same output.
+    func testMaxPoolAppliesTheConvolutionsReLUBackward() {
+        let c = 11, h = 6, w = 8, batch = 2
+        let spec = LayerSpec.maxPool(name: "p", channels: c, height: h, width: w)
+        let nIn = batch * h * w * c, nOut = batch * (h / 2) * (w / 2) * c
+        let key = CounterRandom.key(61, 1)
+        // Post-ReLU values on a coarse grid: ties and zeros in many windows.
+        let x = (0..<nIn).map { max(0, (CounterRandom.symmetric(key, $0) * 4).rounded()) }
+        let dy = (0..<nOut).map { CounterRandom.symmetric(CounterRandom.key(61, 2), $0) }
+        func run(appliesReLU: Bool, keepsArgmax: Bool = true) -> (y: [Float], dx: [Float], argmax: [UInt8]) {
+            let input = FloatArena(count: nIn), output = FloatArena(count: nOut)
+            let inputGrad = FloatArena(count: nIn), outputGrad = FloatArena(count: nOut)
+            for i in 0..<nIn { input[i] = x[i]; inputGrad[i] = .nan }
+            for i in 0..<nOut { outputGrad[i] = dy[i] }
+            let pool = MaxPool2D(spec: spec, io: LayerBuffers(input: input.base, output: output.base, inputGrad: inputGrad.base,
+                                                              outputGrad: outputGrad.base),
+                                 batch: batch, appliesReLU: appliesReLU, keepsArgmax: keepsArgmax)
+            let ctx = StepContext(step: 0, firstSample: 0, globalBatch: batch, training: true)
+            pool.forward(batch: batch, context: ctx)
+            guard keepsArgmax else { return (output.toArray(), [], []) }
+            pool.backward(batch: batch, context: ctx)
+            return (output.toArray(), inputGrad.toArray(), Array(UnsafeBufferPointer(start: pool.argmax, count: nOut)))
+        }
+        let plain = run(appliesReLU: false), fused = run(appliesReLU: true)
+        let expected = (0..<nIn).map { x[$0] > 0 ? plain.dx[$0] : 0 }
+        XCTAssertEqual(fused.dx.map(\.bitPattern), expected.map(\.bitPattern))
+        XCTAssertEqual(fused.y, plain.y)
+        XCTAssertEqual(run(appliesReLU: false, keepsArgmax: false).y, plain.y)
+        XCTAssertTrue(fused.dx.contains { $0 != 0 })
+        var zeroed = 0
+        for n in 0..<batch {
+            for i in 0..<(h / 2) {
+                for j in 0..<(w / 2) {
+                    for k in 0..<c {
+                        let o = ((n * (h / 2) + i) * (w / 2) + j) * c + k
+                        let window = [(0, 0), (0, 1), (1, 0), (1, 1)].map { x[((n * h + 2 * i + $0.0) * w + 2 * j + $0.1) * c + k] }
+                        let best = window.max()!
+                        XCTAssertEqual(Int(fused.argmax[o]), window.firstIndex(of: best)!)
+                        XCTAssertEqual(fused.y[o], best)
+                        if best == 0 && dy[o] != 0 { zeroed += 1 }
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(zeroed, 0, "some windows are all ReLU-inactive")
+    }
+
     func testLinearGradients() {
         let relu = LayerSpec.linear(name: "l", inFeatures: 7, outFeatures: 5, relu: true)
         assertGradients(LayerHarness(spec: relu, batch: 3, key: 41), "linear 7->5 relu")
@@ -242,6 +294,7 @@ final class GradientCheckTests: XCTestCase {
     /// gives errors of order 1.
     func testWholeNetworkGradients() throws {
         let net = try Network(spec: tinySpec, batch: 2, keepProbability: 0.5, seed: 7)
+        assertCoversEveryBackwardPath(net)
         let data = SyntheticData(seed: 107, classes: tinySpec.classes, imageSize: tinySpec.imageSize)
         data.fill(images: net.images, labels: net.labels, step: 0, first: 0, count: 2, globalBatch: 2)
         for i in 0..<(2 * data.pixelsPerImage) { net.images[i] *= 50 }
@@ -308,4 +361,17 @@ final class GradientCheckTests: XCTestCase {
         // Every perturbation was undone.
         XCTAssertEqual(f(), f0)
     }
+}
+
+/// The whole-network checks run the training network's backward paths: a
+/// convolution that leaves its ReLU to the pool after it (whose output buffer
+/// is reused), one that applies its own, and a first convolution that forms
+/// no input gradient.
+func assertCoversEveryBackwardPath(_ net: Network, file: StaticString = #filePath, line: UInt = #line) {
+    let convs = net.layers.compactMap { $0 as? Conv2D }
+    XCTAssertEqual(net.purpose, .training, file: file, line: line)
+    XCTAssertTrue(convs.contains { $0.reluAppliedByPool }, file: file, line: line)
+    XCTAssertTrue(convs.contains { !$0.reluAppliedByPool }, file: file, line: line)
+    XCTAssertNil(convs.first?.io.inputGrad, file: file, line: line)
+    XCTAssertTrue(net.layers.allSatisfy { ($0 as? MaxPool2D)?.appliesReLU ?? true }, file: file, line: line)
 }

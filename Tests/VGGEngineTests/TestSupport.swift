@@ -229,11 +229,15 @@ final class LayerHarness {
 }
 
 /// Which branch every ReLU (conv, and linear with ReLU) and every max-pool
-/// window of `net` took in its last forward, packed into words.
+/// window of `net` took in its last forward, packed into words. A
+/// convolution that feeds a max-pool is seen through the pool (the argmax and
+/// the sign of the pool's output): in a training network its own output is
+/// overwritten after the pool's forward.
 func branchPattern(_ net: Network) -> [UInt64] {
     var words: [UInt64] = []
     var word: UInt64 = 0, bits = 0
     func push(_ v: UInt64, _ width: Int) {
+        if bits + width > 64 { words.append(word); word = 0; bits = 0 }
         word |= v << UInt64(bits)
         bits += width
         if bits == 64 { words.append(word); word = 0; bits = 0 }
@@ -241,7 +245,10 @@ func branchPattern(_ net: Network) -> [UInt64] {
     for (i, layer) in net.layers.enumerated() {
         let n = net.batch * layer.spec.outputElementsPerImage
         if let pool = layer as? MaxPool2D {
-            for e in 0..<n { push(UInt64(pool.argmax[e]), 2) }
+            let y = net.activations[i]
+            for e in 0..<n { push(UInt64(pool.argmax[e]), 2); push(y[e] > 0 ? 1 : 0, 1) }
+        } else if let conv = layer as? Conv2D, conv.reluAppliedByPool {
+            continue
         } else if layer is Conv2D || (layer as? Linear)?.relu == true {
             let y = net.activations[i]
             for e in 0..<n { push(y[e] > 0 ? 1 : 0, 1) }

@@ -63,6 +63,7 @@ final class WinogradNetworkTests: XCTestCase {
                                    file: StaticString = #filePath, line: UInt = #line) throws {
         let net = try Network(spec: tinySpec, batch: 1, keepProbability: 0.5, seed: 7,
                               workspaceBudget: 1 << 13, convAlgorithm: algorithm)
+        assertCoversEveryBackwardPath(net, file: file, line: line)
         let data = SyntheticData(seed: 107, classes: tinySpec.classes, imageSize: tinySpec.imageSize)
         data.fill(images: net.images, labels: net.labels, step: 0, first: 0, count: 1, globalBatch: 2)
         for i in 0..<data.pixelsPerImage { net.images[i] *= 50 }

@@ -28,6 +28,18 @@ public enum Units {
         return v * m
     }
 
+    /// "3221225472", "3072MiB", "3GiB", "2.5gib" → bytes. Units: none
+    /// (bytes), B, KiB, MiB, GiB, TiB (powers of 1024), case-insensitive.
+    public static func bytes(_ text: String) throws -> Int {
+        let s = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let (value, unit) = split(s)
+        let scale: [String: Double] = ["": 1, "b": 1, "kib": 1024, "mib": 1_048_576, "gib": 1_073_741_824, "tib": 1_099_511_627_776]
+        guard let v = value, let m = scale[unit], v > 0, v * m < 9e18 else {
+            throw TrainerError.usage("'\(text)' is not a size: write a number of bytes, or a number and KiB, MiB, GiB or TiB, e.g. 16GiB")
+        }
+        return Int((v * m).rounded(.down))
+    }
+
     /// The leading number and the rest.
     static func split(_ s: String) -> (Double?, String) {
         let digits = s.prefix { $0.isNumber || $0 == "." }

@@ -40,12 +40,18 @@ public final class Conv2D: Layer {
     /// Winograd: tiles per chunk, and the tiling.
     let chunkTiles: Int
     let grid: TileGrid?
+    /// The max-pool after this layer applies ReLU's backward (it keeps the
+    /// argmax and its own output), so backward takes `outputGrad` as the
+    /// gradient after the ReLU and never reads `output`: in a training
+    /// network that buffer is reused once the pool has run.
+    let reluAppliedByPool: Bool
     public private(set) var gemmSeconds = 0.0
 
     public init(spec: LayerSpec, parameterSlice: ArenaSlice, io: LayerBuffers, parameters: LayerParameters,
-                workspace: ConvWorkspace, algorithm: ConvAlgorithm, batch: Int) {
+                workspace: ConvWorkspace, algorithm: ConvAlgorithm, batch: Int, reluAppliedByPool: Bool = false) {
         guard case let .conv(_, c, k, h, w) = spec else { preconditionFailure("Conv2D needs a conv spec") }
         self.spec = spec
+        self.reluAppliedByPool = reluAppliedByPool
         self.parameterSlice = parameterSlice
         inC = c; outC = k; height = h; width = w
         self.io = io; self.p = parameters
@@ -125,7 +131,7 @@ public final class Conv2D: Layer {
         guard let grid else { return }
         // Weights and bias; applies ReLU's backward to dy in place.
         gemmSeconds = Winograd.weightGradient(kind, input: io.input, inChannels: inC, outputGrad: io.outputGrad,
-                                              output: io.output, outChannels: outC, grid: grid, batch: batch,
+                                              output: reluAppliedByPool ? nil : io.output, outChannels: outC, grid: grid, batch: batch,
                                               chunkTiles: chunkTiles, weightGrad: p.weightGrad, biasGrad: p.biasGrad,
                                               workspace: workspace)
         guard let dx = io.inputGrad else { return }
@@ -293,14 +299,19 @@ public final class Conv2D: Layer {
         }
     }
 
-    /// ReLU's backward on dy in place, and the bias gradient, in one pass;
-    /// rows split over threads, each summing into its own slot.
+    /// ReLU's backward on dy in place (unless the pool after this layer
+    /// applied it), and the bias gradient, in one pass; rows split over
+    /// threads, each summing into its own slot.
     func reluBackwardAndBiasGrad(_ dy: UnsafeMutablePointer<Float>, rows: Int) {
         let k = outC, y = io.output, db = p.biasGrad
         let parts = min(workspace.parts, rows)
         for slot in 0..<max(parts, 1) { workspace.slots[slot].sums.update(repeating: 0, count: k) }
         parallelRanges(rows, parts: parts) { r, slot in
-            reluBackwardRows(dy, y, rows: r, k: k, sum: workspace.slots[slot].sums)
+            if reluAppliedByPool {
+                sumRows(dy, rows: r, k: k, sum: workspace.slots[slot].sums)
+            } else {
+                reluBackwardRows(dy, y, rows: r, k: k, sum: workspace.slots[slot].sums)
+            }
         }
         db.update(from: workspace.slots[0].sums, count: k)
         for slot in 1..<max(parts, 1) { addInPlace(db, workspace.slots[slot].sums, count: k) }

@@ -44,6 +44,9 @@ public final class ConvWorkspace {
     /// `onesCount` ones: sgemv's vector for summing a chunk's tiles.
     let ones: UnsafeMutablePointer<Float>
     let onesCount: Int
+    /// `block` ones: the ReLU outputs a gradient tile is masked with when the
+    /// ReLU's backward was applied already (by the max-pool after the layer).
+    let positives: UnsafeMutablePointer<Float>
     let slots: [TransformScratch]
     let maxChannels: Int
     private let scratchBase: UnsafeMutablePointer<Float>
@@ -82,27 +85,49 @@ public final class ConvWorkspace {
         return min(total, cap, max(1, floats / (2 * a2 * max(c, k))))
     }
 
+    /// What a workspace for these layers holds, in floats, before anything is
+    /// allocated: the chunk buffer, the transformed filter, the widest channel
+    /// count (the zeros) and the tiles of the largest chunk (the ones).
+    struct Sizes: Equatable {
+        var buffer = 1, filter = 1, channels = 1, tiles = 1
+
+        init(specs: [LayerSpec], batch: Int, budget: Int, algorithm: ConvAlgorithm) {
+            for s in specs {
+                guard case let .conv(_, c, k, _, _) = s else { continue }
+                let r = ConvWorkspace.requirement(spec: s, batch: batch, budget: budget, algorithm: algorithm)
+                buffer = max(buffer, r.floats)
+                filter = max(filter, r.filterFloats)
+                channels = max(channels, c, k)
+            }
+            // Each layer sizes its chunks by the buffer it gets, which may exceed
+            // its own budget-based need (another layer needed more): `ones` must
+            // cover the largest chunk.
+            for s in specs {
+                guard case let .conv(_, c, k, h, w) = s,
+                      let m = algorithm.resolved(inChannels: c, height: h, width: w).tile else { continue }
+                tiles = max(tiles, ConvWorkspace.chunkTiles(m: m, inChannels: c, outChannels: k, height: h, width: w,
+                                                            batch: batch, floats: buffer))
+            }
+        }
+    }
+
+    /// Scratch slots: one per core, or per BLAS thread if more.
+    static var slotCount: Int { max(1, ProcessInfo.processInfo.activeProcessorCount, BLAS.threads) }
+    static let tableBytes = 48 * MemoryLayout<UnsafeMutableRawPointer>.stride
+    static var perSlotFloats: Int { 64 * block + block }
+
+    /// Bytes a workspace for these layers allocates (what `init` allocates).
+    public static func bytes(specs: [LayerSpec], batch: Int, budget: Int, algorithm: ConvAlgorithm) -> Int {
+        let z = Sizes(specs: specs, batch: batch, budget: max(1, budget), algorithm: algorithm)
+        return (z.buffer + z.filter + z.channels + z.tiles + block) * 4
+            + slotCount * ((perSlotFloats + z.channels) * 4 + tableBytes)
+    }
+
     /// A workspace for the given layers, each running `algorithm` (resolved
     /// per layer).
     public init(specs: [LayerSpec], batch: Int, budget: Int, algorithm: ConvAlgorithm) {
-        var need = 1, filterNeed = 1, channels = 1
-        for s in specs {
-            guard case let .conv(_, c, k, _, _) = s else { continue }
-            let r = Self.requirement(spec: s, batch: batch, budget: budget, algorithm: algorithm)
-            need = max(need, r.floats)
-            filterNeed = max(filterNeed, r.filterFloats)
-            channels = max(channels, c, k)
-        }
-        // Each layer sizes its chunks by the buffer it gets, which may exceed
-        // its own budget-based need (another layer needed more): `ones` must
-        // cover the largest chunk.
-        var tiles = 1
-        for s in specs {
-            guard case let .conv(_, c, k, h, w) = s,
-                  let m = algorithm.resolved(inChannels: c, height: h, width: w).tile else { continue }
-            tiles = max(tiles, Self.chunkTiles(m: m, inChannels: c, outChannels: k, height: h, width: w,
-                                               batch: batch, floats: need))
-        }
+        let z = Sizes(specs: specs, batch: batch, budget: budget, algorithm: algorithm)
+        let need = z.buffer, filterNeed = z.filter, channels = z.channels, tiles = z.tiles
         buffer = Self.allocate(need)
         floats = need
         filterFloats = filterNeed
@@ -112,13 +137,15 @@ public final class ConvWorkspace {
         onesCount = tiles
         ones = Self.allocate(tiles)
         ones.update(repeating: 1, count: tiles)
-        var bytes = (need + filterNeed + channels + tiles) * 4
+        positives = Self.allocate(Self.block)
+        positives.update(repeating: 1, count: Self.block)
+        var bytes = (need + filterNeed + channels + tiles + Self.block) * 4
 
-        let slotCount = max(1, ProcessInfo.processInfo.activeProcessorCount, BLAS.threads)
-        let rowsFloats = 64 * Self.block, perSlot = rowsFloats + Self.block + channels
+        let slotCount = Self.slotCount
+        let rowsFloats = 64 * Self.block, perSlot = Self.perSlotFloats + channels
         scratchBase = Self.allocate(slotCount * perSlot)
         // Three tables of 16 pointers (at most α + m = 10 are used at once).
-        let tableBytes = 48 * MemoryLayout<UnsafeMutableRawPointer>.stride
+        let tableBytes = Self.tableBytes
         tableBase = UnsafeMutableRawPointer.allocate(byteCount: slotCount * tableBytes, alignment: 64)
         tableBase.initializeMemory(as: UInt8.self, repeating: 0, count: slotCount * tableBytes)
         bytes += slotCount * (perSlot * 4 + tableBytes)
@@ -142,6 +169,7 @@ public final class ConvWorkspace {
         Self.free(filter)
         Self.free(zeros)
         Self.free(ones)
+        Self.free(positives)
         Self.free(scratchBase)
         tableBase.deallocate()
     }

@@ -103,3 +103,19 @@ func reluBackwardRows(_ dy: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Floa
         }
     }
 }
+
+/// sum[j] += Σ_rows dy[r, j], in the order `reluBackwardRows` adds.
+func sumRows(_ dy: UnsafePointer<Float>, rows: Range<Int>, k: Int, sum: UnsafeMutablePointer<Float>) {
+    for r in rows {
+        let g = dy + r * k
+        var j = 0
+        while j + 8 <= k {
+            (F8.load(sum + j) + F8.load(g + j)).store(sum + j)
+            j += 8
+        }
+        while j < k {
+            sum[j] += g[j]
+            j += 1
+        }
+    }
+}

@@ -131,16 +131,21 @@ enum Winograd {
     /// and written back (dY = 0 where y ≤ 0): every pixel belongs to exactly
     /// one tile, so this is the one pass over dY and y that the layer needs.
     /// Pixels outside the image read y from the zero vector, so their
-    /// gradient (read from and written to the sink) is 0.
+    /// gradient (read from and written to the sink) is 0. Without `y` (the
+    /// max-pool after the layer applied ReLU's backward already) pixels in the
+    /// image are masked with ones, which leaves dY as it is.
     @inline(__always)
-    static func gradientTile<T: WinogradTransform>(_: T.Type, dy: UnsafeMutablePointer<Float>, y: UnsafePointer<Float>,
+    static func gradientTile<T: WinogradTransform>(_: T.Type, dy: UnsafeMutablePointer<Float>, y: UnsafePointer<Float>?,
                                                    channels co: Int, grid: TileGrid,
                                                    tile t: Int, local tl: Int, chunk tc: Int,
                                                    into planes: UnsafeMutablePointer<Float>,
-                                                   scratch s: TransformScratch, zeros: UnsafePointer<Float>) {
+                                                   scratch s: TransformScratch, zeros: UnsafePointer<Float>,
+                                                   positives: UnsafePointer<Float>) {
         let a = T.alpha, mm = T.m, h = grid.height, w = grid.width
         let (img, oy, ox) = grid.origin(t)
-        let gImage = dy + img * h * w * co, yImage = y + img * h * w * co
+        let gImage = dy + img * h * w * co
+        // Without y (ReLU's backward applied already) the mask is all ones.
+        let yImage = y.map { $0 + img * h * w * co }
         var c0 = 0
         while c0 < co {
             let n = min(block, co - c0)
@@ -151,7 +156,7 @@ enum Winograd {
                     if iy < h && ix < w {
                         let off = (iy * w + ix) * co + c0
                         s.destinations[a + j] = gImage + off
-                        s.others[j] = yImage + off
+                        s.others[j] = yImage.map { $0 + off } ?? positives
                     } else {
                         s.destinations[a + j] = s.sink
                         s.others[j] = zeros
@@ -277,7 +282,8 @@ enum Winograd {
     }
 
     /// dU[p][c][k] = Σ_tiles V[p][t][c] · (A dY A^T)[p][t][k] into
-    /// `ws.filter`, with ReLU's backward applied to dY in place on the way;
+    /// `ws.filter`, with ReLU's backward applied to dY in place on the way
+    /// (unless `y` is nil: the max-pool after the layer applied it);
     /// then dW = G^T dU G. The bias gradient is Σ dY over the image, and the
     /// transform-domain point (1, 1) (row [1 1 … 1] of A in both directions)
     /// of a tile is exactly the sum of its m×m gradients: db = Σ_tiles
@@ -285,7 +291,7 @@ enum Winograd {
     /// BLAS.
     static func weightGradient<T: WinogradTransform>(_ kind: T.Type, input x: UnsafePointer<Float>, inChannels c: Int,
                                                      outputGrad dy: UnsafeMutablePointer<Float>,
-                                                     output y: UnsafePointer<Float>, outChannels k: Int,
+                                                     output y: UnsafePointer<Float>?, outChannels k: Int,
                                                      grid: TileGrid, batch: Int, chunkTiles: Int,
                                                      weightGrad dw: UnsafeMutablePointer<Float>,
                                                      biasGrad db: UnsafeMutablePointer<Float>,
@@ -307,7 +313,7 @@ enum Winograd {
                     inputTile(kind, x: x, channels: c, grid: grid, tile: first + tl, local: tl, chunk: tc,
                               into: v, scratch: s, zeros: ws.zeros)
                     gradientTile(kind, dy: dy, y: y, channels: k, grid: grid, tile: first + tl, local: tl, chunk: tc,
-                                 into: dm, scratch: s, zeros: ws.zeros)
+                                 into: dm, scratch: s, zeros: ws.zeros, positives: ws.positives)
                 }
             }
             let g0 = Clock.now()

@@ -1,16 +1,26 @@
 import Vocabulary
 
 /// A VGG network with all its memory: parameters and gradients in two arenas
-/// of the same layout, one activation buffer per layer output, two gradient
-/// buffers used in turn by backward, and one convolution workspace shared by
-/// all convolutions (`ConvWorkspace`: im2col columns or Winograd tiles, the
-/// transformed filter, per-thread scratch). Everything is allocated here,
-/// once; forward and backward allocate nothing. The large buffers are
-/// `Pages`: resident only once written, so a forward-only run does not pay
-/// for the gradients.
+/// of the same layout, one activation arena laid out by `MemoryPlan` (every
+/// layer's output and, in training, every output's gradient, each placed
+/// over buffers that are dead by the time it is written), and one
+/// convolution workspace shared by all convolutions (`ConvWorkspace`: im2col
+/// columns or Winograd tiles, the transformed filter, per-thread scratch).
+/// Everything is allocated here, once; forward and backward allocate
+/// nothing. The large buffers are `Pages`: resident only once written, so a
+/// forward-only run does not pay for the gradients.
+///
+/// A training network keeps what backward reads (see `MemoryPlan`): a
+/// convolution that feeds a max-pool leaves ReLU's backward to the pool, and
+/// its output is overwritten after the pool's forward. An inference network
+/// keeps only what the next forward reads (two buffers of the largest output
+/// in turn, for VGG) and cannot run backward.
 public final class Network {
     public let spec: NetworkSpec
     public let batch: Int
+    public let purpose: NetworkPurpose
+    /// The layout and bytes of this network's memory (no optimizer state: the optimizer owns that).
+    public let memory: MemoryPlan
     public let layers: [Layer]
     public let parameters: FloatArena
     public let gradients: FloatArena
@@ -27,15 +37,16 @@ public final class Network {
     public private(set) var forwardGemmSeconds: [Double]
     public private(set) var backwardGemmSeconds: [Double]
 
+    /// The activation arena, and each layer's output in it. In training the
+    /// output of a convolution that feeds a max-pool holds it only until the
+    /// pool's forward has run.
+    private let arena: UnsafeMutablePointer<Float>
     let activations: [UnsafeMutablePointer<Float>]
-    let gradientBuffers: [UnsafeMutablePointer<Float>]
-    /// Floats of each activation buffer, then of each gradient buffer.
-    private let bufferFloats: [Int]
     let convWorkspace: ConvWorkspace
     let logitsGrad: UnsafeMutablePointer<Float>
     /// Floats of the shared im2col / Winograd-tile buffer.
     public let workspaceFloats: Int
-    /// Bytes allocated for activations, gradient buffers and workspace.
+    /// Bytes allocated for the activation arena and the workspace.
     public let activationBytes: Int
     /// The algorithm asked for, and what each layer runs (nil: not a convolution).
     public let convAlgorithm: ConvAlgorithm
@@ -45,19 +56,23 @@ public final class Network {
     /// im2col column buffer or a Winograd layer's two tile buffers.
     public static let defaultWorkspaceFloats = 1 << 23
 
+    /// - purpose: `.training` keeps what backward reads; `.inference` only
+    ///   what forward reads (`backward` is then refused).
     /// - convAlgorithm: how the 3×3 convolutions are lowered to sgemm
     ///   (`ConvAlgorithm`); im2col by default.
     /// - workspaceBudget: floats of the shared chunk buffer (see `ConvWorkspace`).
     ///   A Winograd network also holds one transformed filter, outside the
     ///   budget: α²·C·K floats for its largest Winograd layer, e.g. 36 MiB
     ///   for F(4×4) and 64 MiB for F(6×6) on a 512×512 layer.
-    public init(spec: NetworkSpec, batch: Int, keepProbability: Float = 0.5, seed: UInt64 = 0,
+    public init(spec: NetworkSpec, batch: Int, purpose: NetworkPurpose = .training,
+                keepProbability: Float = 0.5, seed: UInt64 = 0,
                 workspaceBudget: Int = Network.defaultWorkspaceFloats,
                 convAlgorithm: ConvAlgorithm = .im2col, storage: ParameterStorage? = nil) throws {
         try spec.validate()
         guard batch >= 1 else { throw EngineError.invalid("batch size must be at least 1, got \(batch)") }
         self.spec = spec
         self.batch = batch
+        self.purpose = purpose
         let specs = spec.layers
         if let storage {
             guard storage.parameters.count == spec.parameterCount, storage.gradients.count == spec.parameterCount else {
@@ -72,17 +87,17 @@ public final class Network {
         labels = .allocate(capacity: batch)
         labels.initialize(repeating: 0, count: batch)
 
-        var bytes = 0
-        var sizes: [Int] = []
-        func buffer(_ count: Int) -> UnsafeMutablePointer<Float> {
-            bytes += count * 4
-            sizes.append(count)
-            return Pages.allocate(floats: count)
+        let plan = MemoryPlan(spec: spec, batch: batch, purpose: purpose, convAlgorithm: convAlgorithm,
+                              workspaceBudget: max(1, workspaceBudget))
+        memory = plan
+        let base = Pages.allocate(floats: plan.arenaFloats)
+        arena = base
+        let training = purpose == .training
+        activations = specs.indices.map { base + plan.offset(of: .output, layer: $0)! }
+        let outputGrads: [UnsafeMutablePointer<Float>?] = specs.indices.map { i in
+            plan.offset(of: .outputGradient, layer: i).map { base + $0 }
         }
-        activations = specs.map { buffer(batch * $0.outputElementsPerImage) }
-        let largest = specs.map { batch * max($0.inputElementsPerImage, $0.outputElementsPerImage) }.max() ?? 1
-        gradientBuffers = [buffer(largest), buffer(largest)]
-        bufferFloats = sizes
+        logitsGrad = outputGrads[specs.count - 1]!
         self.convAlgorithm = convAlgorithm
         convAlgorithms = specs.map { s in
             guard case let .conv(_, c, _, h, w) = s else { return nil }
@@ -90,30 +105,36 @@ public final class Network {
         }
         convWorkspace = ConvWorkspace(specs: specs, batch: batch, budget: max(1, workspaceBudget), algorithm: convAlgorithm)
         workspaceFloats = convWorkspace.floats
-        logitsGrad = gradientBuffers[(specs.count - 1) % 2]
-        activationBytes = bytes + convWorkspace.bytes
+        activationBytes = plan.arenaFloats * 4 + convWorkspace.bytes
 
-        // Layer i reads the gradient of its output from buffer i % 2 and writes
-        // the gradient of its input to buffer (i + 1) % 2, which is where
-        // layer i - 1 reads it.
+        // Layer i reads the gradient of its output where the plan put it and
+        // writes the gradient of its input over the gradient of layer i − 1's
+        // output. An inference network's layers get the logits' gradient as a
+        // placeholder: `backward` refuses to run there.
         var built: [Layer] = []
         var offset = 0
         for (i, s) in specs.enumerated() {
             let io = LayerBuffers(input: i == 0 ? images : activations[i - 1],
                                   output: activations[i],
-                                  inputGrad: i == 0 ? nil : gradientBuffers[(i + 1) % 2],
-                                  outputGrad: gradientBuffers[i % 2])
+                                  inputGrad: i == 0 ? nil : outputGrads[i - 1],
+                                  outputGrad: outputGrads[i] ?? logitsGrad)
             let slice = ArenaSlice(offset: offset, count: s.parameterCount)
             let params = LayerParameters(weights: parameters.base + offset,
                                          bias: parameters.base + offset + s.weightCount,
                                          weightGrad: gradients.base + offset,
                                          biasGrad: gradients.base + offset + s.weightCount)
+            let poolNext: Bool
+            if i + 1 < specs.count, case .maxPool = specs[i + 1] { poolNext = true } else { poolNext = false }
+            let convBefore: Bool
+            if i > 0, case .conv = specs[i - 1] { convBefore = true } else { convBefore = false }
             switch s {
             case .conv:
                 built.append(Conv2D(spec: s, parameterSlice: slice, io: io, parameters: params,
-                                    workspace: convWorkspace, algorithm: convAlgorithm, batch: batch))
+                                    workspace: convWorkspace, algorithm: convAlgorithm, batch: batch,
+                                    reluAppliedByPool: training && poolNext))
             case .maxPool:
-                built.append(MaxPool2D(spec: s, io: io, batch: batch))
+                built.append(MaxPool2D(spec: s, io: io, batch: batch, appliesReLU: training && convBefore,
+                                       keepsArgmax: training))
             case .linear:
                 built.append(Linear(spec: s, parameterSlice: slice, io: io, parameters: params))
             case .dropout:
@@ -146,7 +167,7 @@ public final class Network {
     }
 
     deinit {
-        for (b, n) in zip(activations + gradientBuffers, bufferFloats) { Pages.free(b, floats: n) }
+        Pages.free(arena, floats: memory.arenaFloats)
         images.deallocate()
         labels.deallocate()
     }
@@ -208,6 +229,7 @@ public final class Network {
     /// called as soon as layer i's parameter gradients are final, while the
     /// layers before it are still to run: the hook for overlapping allreduce.
     public func backward(context: StepContext, gradientsReady: (Int) -> Void = { _ in }) {
+        precondition(purpose == .training, "Network: backward on a network built for inference")
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
             let t0 = Clock.now()
             layers[i].backward(batch: batch, context: context)
