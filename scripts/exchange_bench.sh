@@ -7,13 +7,17 @@
 #   E2 the main job's layout, 4 ranks: allreduce against host-shared;
 #   E3 (with --cluster) 2 simulated hosts x 2 ranks at 1 Gbit/s, allreduce
 #      against host-shared (overlapped with backward, the default across
-#      hosts, and after backward), with the bytes each host's link carried.
+#      hosts, and after backward), with the bytes each host's link carried;
+#   E4 the model against E1-E3: allreduce-bench fits (2 ranks on this host;
+#      with --cluster, 2 simulated hosts x 1 rank at 1 Gbit/s), then
+#      `vgg-dp model` from E1's one-rank profile with the measured runs
+#      (each predicted for its own layout). Needs E1-E3's reports in OUT.
 # "after bwd" is the optimizer column: everything after backward (exchange
 # and update). PSS is summed over the ranks. Reports and logs go to OUT
 # (default runs/exchange-<time>). OPENBLAS_CORETYPE is left as set; every
 # report records the kernel that ran.
 #
-#   scripts/exchange_bench.sh [--steps N] [--cluster] [--only E1|E2|E3] [OUT]
+#   scripts/exchange_bench.sh [--steps N] [--cluster] [--only E1|E2|E3|E4] [OUT]
 #
 # Environment:
 #   VGGDP_BIN    the binary (default <repo>/.build/release/vgg-dp)
@@ -39,9 +43,9 @@ done
 positive "$steps" || die "--steps must be a positive integer, got '$steps'"
 case "$only" in
     "") ;;
-    E1|E2) ;;
+    E1|E2|E4) ;;
     E3) cluster=1 ;;
-    *) die "--only takes E1, E2 or E3, got '$only'" ;;
+    *) die "--only takes E1, E2, E3 or E4, got '$only'" ;;
 esac
 part() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 cd "$repo_root"
@@ -79,5 +83,28 @@ if [ "$cluster" -eq 1 ] && part E3; then
         summ "c_$variant"; grep -E '^cluster: ' "$O/c_$variant.txt" || true
     done
     bash scripts/cluster.sh down > /dev/null 2>&1
+fi
+if part E4; then
+    echo "== E4 the model against the measured runs"
+    [ -f "$O/w1.json" ] || die "E4 needs E1's one-rank profile $O/w1.json (run E1 first, same OUT)"
+    bash scripts/launch.sh -n 2 -- allreduce-bench --iterations 3 --min-bytes 1048576 --json "$O/fit_host.json" > "$O/fit_host.txt" 2>&1 \
+        || { tail -5 "$O/fit_host.txt"; die "allreduce-bench on this host failed"; }
+    grep -E '^fit' "$O/fit_host.txt" || true
+    one=()
+    for f in w2_allreduce w2_hostshared m4_allreduce m4_hostshared; do [ -f "$O/$f.json" ] && one+=("$O/$f.json"); done
+    [ "${#one[@]}" -eq 0 ] || "$B" model "$O/w1.json" --fit "$O/fit_host.json" --ranks "1 2 4" --ranks-per-host 4 \
+        --cores-per-host "$(nproc)" --measured "${one[@]}" --markdown "$O/model_host.md" > /dev/null
+    [ -f "$O/model_host.md" ] && sed -n '/## Measured vs predicted/,$p' "$O/model_host.md"
+    if [ "$cluster" -eq 1 ]; then
+        VGGDP_BIN=$(realpath "$B") bash scripts/cluster.sh run 2 --rate 1gbit --down -- allreduce-bench --iterations 2 \
+            --min-bytes 1048576 --json "$(realpath "$O")/fit_cluster.json" > "$O/fit_cluster.txt" 2>&1 \
+            || { tail -5 "$O/fit_cluster.txt"; die "allreduce-bench on the simulated cluster failed"; }
+        grep -E '^fit' "$O/fit_cluster.txt" || true
+        two=()
+        for f in c_allreduce c_host-shared c_host-shared_after; do [ -f "$O/$f.json" ] && two+=("$O/$f.json"); done
+        [ "${#two[@]}" -eq 0 ] || "$B" model "$O/w1.json" --fit "$O/fit_cluster.json" --ranks "1 2 4" --ranks-per-host 2 \
+            --cores-per-host "$(nproc)" --measured "${two[@]}" --markdown "$O/model_cluster.md" > /dev/null
+        [ -f "$O/model_cluster.md" ] && sed -n '/## Measured vs predicted/,$p' "$O/model_cluster.md"
+    fi
 fi
 echo "reports: $O"
