@@ -111,16 +111,20 @@ final class HostSharedExchange: GradientExchange {
         try meet(step)
         let t1 = Clock.now()
         let r = replica, slice = r.slice, mine = r.gradients
-        var bad: NonfiniteGradient? = nil
         if r.across == nil, let sgd = optimizer, let v = r.momentum, !skipNonfinite {
             let finite = sgd.stepSumming(r.gradientArenas, parameters: r.parameters.base, velocity: v.base,
                                          range: slice, gradientScale: scale)
+            var bad: NonfiniteGradient? = nil
             if !finite {
                 // Only to name the bucket: the sums, again, into this rank's own slice.
                 SGD.sum(r.gradientArenas, into: mine.base, range: slice)
                 bad = firstBadBucket()
             }
             times.allreduce = Clock.now() - t1
+            times.exposed = (t1 - t0) + times.allreduce
+            publish(bad)
+            try meet(step)
+            return worstVerdict()
         } else {
             SGD.sum(r.gradientArenas, into: mine.base, range: slice)
             if let across = r.across {
@@ -129,19 +133,9 @@ final class HostSharedExchange: GradientExchange {
                 watchdog?.completed()
             }
             times.allreduce = Clock.now() - t1
-            bad = firstBadBucket()
-            if skipNonfinite {
-                publish(bad)
-                try meet(step)
-                if worstVerdict() == nil { update() }
-            } else {
-                update()
-            }
+            times.exposed = (t1 - t0) + times.allreduce
+            return try updateAfterVerdicts(step: step)
         }
-        publish(bad)
-        try meet(step)
-        times.exposed = (t1 - t0) + times.allreduce
-        return worstVerdict()
     }
 
     /// After backward with the pipeline: wait for its last bucket, then the
@@ -150,6 +144,13 @@ final class HostSharedExchange: GradientExchange {
         for b in buckets { try pipeline.wait(b.index) }
         times.exposed = pipeline.exposedWait
         times.allreduce = zip(pipeline.startTimes, pipeline.endTimes).reduce(0) { $0 + $1.1 - $1.0 }
+        return try updateAfterVerdicts(step: step)
+    }
+
+    /// With the summed slice in this rank's own arena: its NaN/Inf verdict,
+    /// the update of the slice (with --skip-nonfinite only when every
+    /// rank's verdict is clean), and the meeting that ends the step.
+    private func updateAfterVerdicts(step: Int) throws -> NonfiniteGradient? {
         let bad = firstBadBucket()
         if skipNonfinite {
             publish(bad)
