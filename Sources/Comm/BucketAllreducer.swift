@@ -36,9 +36,13 @@ public final class BucketAllreducer {
     /// Told about each allreduce, when the job runs one.
     let watchdog: Watchdog?
     var step = 0
+    /// What the thread does with a bucket instead of one allreduce of its
+    /// slice: (bucket, step). It makes and announces its own collectives
+    /// (a compressed exchange: PowerSGD).
+    let reduce: ((Int, Int) throws -> Void)?
 
     public init(group: GradientGroup, base: UnsafeMutablePointer<Float>, buckets: [Bucket], wire: GradientWire,
-                watchdog: Watchdog? = nil) throws {
+                watchdog: Watchdog? = nil, reduce: ((Int, Int) throws -> Void)? = nil) throws {
         guard group.threadLevel >= Self.requiredThreadLevel else {
             throw CommError.threadLevel(required: Self.requiredThreadLevel, provided: group.threadLevel)
         }
@@ -47,6 +51,7 @@ public final class BucketAllreducer {
         self.buckets = buckets
         self.wire = wire
         self.watchdog = watchdog
+        self.reduce = reduce
         queue = Array(repeating: 0, count: buckets.count + 1)
         done = Array(repeating: false, count: buckets.count)
         startTimes = Array(repeating: 0, count: buckets.count)
@@ -109,16 +114,20 @@ public final class BucketAllreducer {
             head += 1
             lock.unlock()
 
-            watchdog?.announce(step: step, id: b)
             let t0 = Clock.now()
             var error: Error? = nil
             do {
-                try group.allreduceSum(base + buckets[b].offset, count: buckets[b].count, wire: wire)
+                if let reduce {
+                    try reduce(b, step)
+                } else {
+                    watchdog?.announce(step: step, id: b)
+                    defer { watchdog?.completed() }
+                    try group.allreduceSum(base + buckets[b].offset, count: buckets[b].count, wire: wire)
+                }
             } catch let e {
                 error = e
             }
             let t1 = Clock.now()
-            watchdog?.completed()
 
             lock.lock()
             startTimes[b] = t0

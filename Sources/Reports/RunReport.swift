@@ -51,6 +51,10 @@ public struct RunReport: Encodable, Sendable {
         public var privateBytes: Int? = nil
         /// Bytes per step this rank handed to collectives between ranks that do not share memory.
         public var exchangeBytesPerStep: Int? = nil
+        /// What those collectives would have carried as uncompressed fp32 (with compression only).
+        public var fp32BytesPerStep: Int? = nil
+        /// Mean compression compute seconds per step (with compression only).
+        public var compression: Double? = nil
         /// Resident memory at the 100th timed step and at the end (memory must stay flat).
         public var rssAtStep100Bytes: Int? = nil
         public var rssAtEndBytes: Int? = nil
@@ -155,6 +159,12 @@ public struct RunReport: Encodable, Sendable {
     public var sharedBytesPerHost: Int? = nil
     /// Sum over ranks of `per_rank.peak_pss_bytes`.
     public var peakPssBytesSum: Int? = nil
+    /// Gradient compression ("powersgd rank 4 min 65536"); nil: none.
+    public var compression: String? = nil
+    /// Rank 0's fp32-equivalent bytes per step / bytes it sent (with compression only).
+    public var compressionRatio: Double? = nil
+    /// Slowest rank's mean compression compute seconds per step (with compression only).
+    public var compressionSecondsPerStep: Double? = nil
 
     /// Every field; the defaults are those of a complete vgg-dp report.
     public init(schema: Int = 1, tool: String = "vgg-dp", complete: Bool = true,
@@ -365,6 +375,9 @@ extension RunReport: Decodable {
         exchange = try c.decodeIfPresent(ExchangeChoice.self, forKey: .exchange)
         sharedBytesPerHost = try c.decodeIfPresent(Int.self, forKey: .sharedBytesPerHost)
         peakPssBytesSum = try c.decodeIfPresent(Int.self, forKey: .peakPssBytesSum)
+        compression = try c.decodeIfPresent(String.self, forKey: .compression)
+        compressionRatio = try c.decodeIfPresent(Double.self, forKey: .compressionRatio)
+        compressionSecondsPerStep = try c.decodeIfPresent(Double.self, forKey: .compressionSecondsPerStep)
 
         let layerIndex = Dictionary(layers.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
         var list = try c.nestedUnkeyedContainer(forKey: .buckets)

@@ -43,6 +43,10 @@ extension RunReport {
             rank.peakPssBytes = timings.peakPssBytes > 0 ? timings.peakPssBytes : nil
             rank.privateBytes = timings.privateBytes > 0 ? timings.privateBytes : nil
             rank.exchangeBytesPerStep = config.mode.hasBackward ? timings.exchangeBytesPerStep : nil
+            if config.compression != nil && config.mode.hasBackward {
+                rank.fp32BytesPerStep = timings.fp32BytesPerStep
+                rank.compression = mean { $0.compression ?? 0 }
+            }
             ranks.append(rank)
         }
         let slowest = ranks.max { $0.stepSeconds.mean < $1.stepSeconds.mean }!
@@ -106,6 +110,13 @@ extension RunReport {
         report.sharedBytesPerHost = shared > 0 ? shared : nil
         let pss = ranks.compactMap(\.peakPssBytes)
         report.peakPssBytesSum = pss.count == ranks.count && !pss.isEmpty ? pss.reduce(0, +) : nil
+        if let c = config.compression, config.mode.hasBackward {
+            report.compression = c.description
+            report.compressionSecondsPerStep = slowest.compression
+            if let first = ranks.first, let sent = first.exchangeBytesPerStep, let fp32 = first.fp32BytesPerStep, sent > 0 {
+                report.compressionRatio = Double(fp32) / Double(sent)
+            }
+        }
         return report
     }
 }

@@ -20,6 +20,8 @@ public protocol GradientExchange: AnyObject {
     var bucketEnd: [Double] { get }
     /// Bytes handed so far to collectives between ranks that do not share memory.
     var bytesSent: Int { get }
+    /// What the same collectives would have carried as uncompressed fp32, bytes so far.
+    var fp32BytesSent: Int { get }
 
     func beginStep(_ step: Int)
     /// Layer `layer`'s weight and bias gradients are final.

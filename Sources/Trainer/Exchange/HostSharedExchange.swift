@@ -59,6 +59,7 @@ final class HostSharedExchange: GradientExchange {
     }
     var waitDescription: String { "none" }
     var bytesSent: Int { wire.bytesSent }
+    var fp32BytesSent: Int { wire.bytesSent / wire.dtype.bytes * 4 }
 
     func beginStep(_ step: Int) {}
     func layerReady(_ layer: Int) {}
