@@ -91,7 +91,8 @@ public final class DataParallelTrainer {
         recorder = StepRecorder(layers: network.layers.count, buckets: plan.buckets.count, steps: config.steps,
                                 hasBackward: config.mode.hasBackward, keepsTimeline: config.recordTimeline)
         faults = FaultInjector(fault: config.fault, rank: group.rank)
-        checkpoints = try Checkpointing(group: group, config: config, watchdog: watchdog, replica: replica)
+        checkpoints = try Checkpointing(group: group, config: config, watchdog: watchdog, replica: replica,
+                                        compressor: compressor)
     }
 
     /// Whether this configuration runs one replica per host (see `HostReplica.resolve`).

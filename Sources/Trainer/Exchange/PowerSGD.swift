@@ -54,6 +54,8 @@ final class PowerSGD {
     /// Error-feedback memory of every compressed layer, then every Q (in bucket order).
     let state: FloatArena
     let pack: FloatArena
+    /// Floats of error-feedback memory: `state[0 ..< memoryCount]`; the Q's follow.
+    let memoryCount: Int
     /// Floats one step sends, over all buckets (P's, whole tensors, Q's).
     let floatsPerStep: Int
     /// Compute seconds of the last step (everything but the allreduces).
@@ -108,6 +110,7 @@ final class PowerSGD {
         let plan = Self.layouts(layers: layers, slices: slices, buckets: buckets, settings: settings)
         layouts = plan.layouts
         state = FloatArena(count: plan.state)
+        memoryCount = plan.memory
         pack = FloatArena(count: plan.pack)
         floatsPerStep = plan.layouts.reduce(0) { $0 + $1.packCount + $1.qCount }
         for layout in layouts {
