@@ -130,6 +130,31 @@ final class PowerSGDTests: XCTestCase {
         XCTAssertGreaterThan(whole, 0)
     }
 
+    /// `vgg-dp model` with compression: each bucket becomes its two messages,
+    /// the floats the compressor sends; a 16-bit wire halves them.
+    func testTheModelSendsEachBucketAsItsTwoMessages() {
+        let spec = NetworkSpec(model: .vgg16, imageSize: 224, classes: 1000, widthDivisor: 1)
+        let plan = BucketPlan(spec: spec, bucketMB: 25)
+        let profile = ComputeProfile(batchPerRank: 4, data: 0, forward: 1, layerBackward: Array(repeating: 0.1, count: spec.layers.count),
+                                     optimizer: 0.1, buckets: plan.buckets)
+        let settings = PowerSGDSettings()
+        let compressed = profile.compressed(spec: spec, settings: settings, dtype: .fp32)
+        var slices: [ArenaSlice] = [], offset = 0
+        for l in spec.layers { slices.append(ArenaSlice(offset: offset, count: l.parameterCount)); offset += l.parameterCount }
+        let layouts = PowerSGD.layouts(layers: spec.layers, slices: slices, buckets: plan.buckets, settings: settings).layouts
+        XCTAssertEqual(compressed.buckets.map(\.count).reduce(0, +), layouts.reduce(0) { $0 + $1.packCount + $1.qCount })
+        XCTAssertEqual(compressed.buckets.count, plan.buckets.count + layouts.filter { $0.qCount > 0 }.count)
+        // Each message is ready when its bucket is.
+        XCTAssertEqual(Set(compressed.buckets.map(\.lowestLayer)), Set(plan.buckets.map(\.lowestLayer)))
+        let ratio = Double(profile.gradientBytes) / Double(compressed.gradientBytes)
+        XCTAssertGreaterThan(ratio, 50, "VGG-16 at rank 4: ≥ 50× fewer bytes than fp32")
+        let bf16 = profile.compressed(spec: spec, settings: settings, dtype: .bf16)
+        XCTAssertEqual(bf16.gradientBytes, compressed.buckets.map { ($0.count + 1) / 2 * 4 }.reduce(0, +))
+        let plain16 = profile.compressed(spec: spec, settings: nil, dtype: .bf16)
+        XCTAssertEqual(plain16.buckets.count, plan.buckets.count)
+        XCTAssertEqual(plain16.gradientBytes, plan.buckets.map { ($0.count + 1) / 2 * 4 }.reduce(0, +))
+    }
+
     /// The exchanges with a compressor: the same update inline and overlapped,
     /// two messages per bucket at most, far fewer bytes than fp32.
     func testInlineAndOverlappedCompressedExchangesAgreeBitwise() throws {
@@ -252,6 +277,17 @@ final class PowerSGDRunTests: XCTestCase {
         let withCompression = try Launcher.run(base + ["--resume", c.path], ranks: 2)
         XCTAssertEqual(withCompression.status, 2, withCompression.all)
         XCTAssertTrue(withCompression.stderr.contains("compression none vs powersgd rank 4 min 1000"), withCompression.all)
+    }
+
+    func testVerifyUnderCompressionChecksReplicasAndTheLossAndSaysWhyRanksDiffer() throws {
+        let r = try Launcher.run(["verify"] + Launcher.tiny + ["--batch-size", "2", "--warmup", "0", "--steps", "8"] + compress,
+                                 ranks: 2)
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stdout.contains("2 ranks × 2 with powersgd rank 4 min 1000 vs 1 rank × 4 uncompressed"), r.all)
+        XCTAssertTrue(r.stdout.contains("replicas: identical"), r.all)
+        XCTAssertTrue(r.stdout.contains("2 ranks and one rank differ by design under compression"), r.all)
+        XCTAssertTrue(r.stdout.contains("loss (first → last quarter of the timed steps): compressed "), r.all)
+        XCTAssertTrue(r.stdout.contains("PASS"), r.all)
     }
 
     func testBadPowerSGDSettingsStopBeforeAnyWork() throws {

@@ -8,7 +8,7 @@ import Vocabulary
 /// hook), one bucket at a time. Per compressed layer, M is its weight
 /// gradient plus the error-feedback memory; the exchange of a bucket is
 ///
-///   P = M·Q for each layer;  ONE allreduce of the bucket's P's together with
+///   Q's columns made orthonormal, P = M·Q for each layer;  ONE allreduce of the bucket's P's together with
 ///   its uncompressed tensors (biases, small layers);  P's columns made
 ///   orthonormal;  Q = Mᵀ·P;  ONE allreduce of the bucket's Q's;
 ///   memory = M − P·Qᵀ/N;  gradient = P·Qᵀ.
@@ -17,7 +17,10 @@ import Vocabulary
 /// the decompressed gradient (Q is a sum), which the usual `BucketUpdate`
 /// scales by 1/N, so replicas stay bitwise identical. Q is kept for the
 /// next step (warm start); it starts from the same seeded random matrix on
-/// every rank. The memory and the Q's live in one arena (`state`), the P's
+/// every rank. Making the kept Q orthonormal before P = M·Q (the same bits on
+/// every rank) keeps P's columns from all leaning towards M's first singular
+/// vector, whose removal in the orthonormalisation would otherwise leave
+/// mostly rounding, worst when P travels in 16 bits. The memory and the Q's live in one arena (`state`), the P's
 /// and the uncompressed tensors travel through a second (`pack`); both are
 /// allocated here, once. A one-rank group compresses too, with nothing to
 /// sum: compression changes the arithmetic by design.
@@ -147,6 +150,7 @@ final class PowerSGD {
         let t0 = Clock.now()
         for f in layout.factors {
             let m = g + f.weights
+            LowRank.orthonormalize(s + f.q, rows: f.cols, rank: r)
             LowRank.add(s + f.memory, into: m, count: f.rows * f.cols)
             LowRank.project(m: m, rows: f.rows, cols: f.cols, q: s + f.q, rank: r, into: p + f.p)
         }
