@@ -194,7 +194,9 @@ final class PowerSGDTests: XCTestCase {
 
 /// PowerSGD under mpirun: it learns, replicas stay identical, checkpoints resume bitwise.
 final class PowerSGDRunTests: XCTestCase {
-    let learnable = Launcher.tiny + ["--batch-size", "4", "--warmup", "0", "--steps", "150", "--dataset-size", "16",
+    // 300 steps: the fp32 run leaves its plateau near step 70, the compressed
+    // ones some 20 steps later; the last 50 steps compare where both have learned.
+    let learnable = Launcher.tiny + ["--batch-size", "4", "--warmup", "0", "--steps", "300", "--dataset-size", "16",
                                      "--init-scheme", "he", "--lr", "0.01", "--no-peak-probe", "--exchange", "allreduce"]
     let compress = ["--compression", "powersgd", "--powersgd-rank", "4", "--powersgd-min-size", "1000"]
 
@@ -204,13 +206,13 @@ final class PowerSGDRunTests: XCTestCase {
         var ends: [String: Double] = [:]
         for (name, extra) in [("fp32", [String]()), ("powersgd", compress), ("powersgd-bf16", compress + ["--allreduce-dtype", "bf16"])] {
             let path = folder.appendingPathComponent("\(name).json").path
-            let r = try Launcher.run(learnable + extra + ["--report", path], ranks: 2)
+            let r = try Launcher.run(learnable + extra + ["--report", path], ranks: 2, timeout: 600)
             XCTAssertEqual(r.status, 0, r.all)
             XCTAssertTrue(r.stdout.contains("identical on all 2 rank(s)"), r.all)
             let report = try RunReport.read(from: path)
             let loss = report.lossPerStep
-            let first = loss.prefix(15).reduce(0, +) / 15, end = loss.suffix(15).reduce(0, +) / 15
-            print("\(name): cross-entropy \(first) over the first 15 steps, \(end) over the last 15")
+            let first = loss.prefix(15).reduce(0, +) / 15, end = loss.suffix(50).reduce(0, +) / 50
+            print("\(name): cross-entropy \(first) over the first 15 steps, \(end) over the last 50")
             XCTAssertLessThan(end, 0.6 * first, name)
             ends[name] = end
             if name != "fp32" {
