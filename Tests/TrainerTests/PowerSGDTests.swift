@@ -130,6 +130,30 @@ final class PowerSGDTests: XCTestCase {
         XCTAssertGreaterThan(whole, 0)
     }
 
+    /// A skipped non-finite step leaves NaN in the memory and the Q's: the
+    /// compressor starts again from its seeded state, and no parameter moves.
+    func testASkippedNonfiniteStepResetsTheCompressor() throws {
+        let spec = NetworkSpec(model: .vgg11, imageSize: 32, classes: 10, widthDivisor: 16)
+        let network = try Network(spec: spec, batch: 1, seed: 3)
+        for i in 0..<network.gradients.count { network.gradients[i] = Float(sin(Double(i))) / 100 }
+        let plan = BucketPlan(spec: spec, bucketMB: 0.01)
+        let compressor = PowerSGD(layers: spec.layers, slices: network.layers.map(\.parameterSlice), buckets: plan.buckets,
+                                  settings: PowerSGDSettings(rank: 2, minSize: 1000), seed: 42)
+        let fresh = (0..<compressor.state.count).map { compressor.state[$0] }
+        let f = try XCTUnwrap(compressor.layouts.flatMap(\.factors).first)
+        network.gradients[f.weights + 3] = .nan
+        let before = (0..<network.parameters.count).map { network.parameters[$0] }
+        let update = BucketUpdate(network: network, velocity: FloatArena(count: network.parameters.count), optimizer: SGD(),
+                                  ranks: 2, skipNonfinite: true)
+        let e = InlineAllreduce(group: FakeGroup(size: 2, base: network.gradients.base), network: network, plan: plan,
+                                update: update, dtype: .fp32, watchdog: nil, compressor: compressor)
+        e.beginStep(0)
+        var times = StepTimes()
+        XCTAssertNotNil(try e.finish(step: 0, times: &times))
+        XCTAssertEqual((0..<network.parameters.count).map { network.parameters[$0] }, before)
+        XCTAssertEqual((0..<compressor.state.count).map { compressor.state[$0] }, fresh)
+    }
+
     /// `vgg-dp model` with compression: each bucket becomes its two messages,
     /// the floats the compressor sends; a 16-bit wire halves them.
     func testTheModelSendsEachBucketAsItsTwoMessages() {

@@ -74,7 +74,9 @@ final class InlineAllreduce: GradientExchange {
             update.arrived(b)
         }
         if let compressor { times.compression = compressor.computeSeconds }
-        return update.finish(buckets)
+        let bad = update.finish(buckets)
+        if bad != nil { compressor?.reset() }
+        return bad
     }
 
     func stop() {}

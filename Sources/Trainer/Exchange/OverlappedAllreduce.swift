@@ -58,6 +58,7 @@ final class OverlappedAllreduce: GradientExchange {
             update.arrived(b)
         }
         let bad = update.finish(buckets)
+        if bad != nil { compressor?.reset() }
         for b in buckets.indices { times.allreduce += allreducer.endTimes[b] - allreducer.startTimes[b] }
         times.exposed = allreducer.exposedWait
         fp32BytesSent += buckets.reduce(0) { $0 + $1.bytes }

@@ -116,6 +116,17 @@ final class PowerSGD {
         memoryCount = plan.memory
         pack = FloatArena(count: plan.pack)
         floatsPerStep = plan.layouts.reduce(0) { $0 + $1.packCount + $1.qCount }
+        self.seed = seed
+        reset()
+    }
+
+    let seed: UInt64
+
+    /// The state of a fresh run: no memory, every Q the seeded random matrix.
+    /// After a step whose summed gradient was not finite (skipped), the
+    /// memory and the Q's hold NaN or Inf; every rank resets (the same verdict).
+    func reset() {
+        state.base.update(repeating: 0, count: memoryCount)
         for layout in layouts {
             for f in layout.factors {
                 let key = CounterRandom.key(seed, RandomStream.powerSGD.rawValue, UInt64(f.layer))
