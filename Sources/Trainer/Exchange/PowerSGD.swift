@@ -57,6 +57,9 @@ final class PowerSGD {
     /// Error-feedback memory of every compressed layer, then every Q (in bucket order).
     let state: FloatArena
     let pack: FloatArena
+    /// A block of rows of one M̂ while it is formed (`tileFloats`).
+    let tile: FloatArena
+    static let tileFloats = 1 << 16
     /// Floats of error-feedback memory: `state[0 ..< memoryCount]`; the Q's follow.
     let memoryCount: Int
     /// Floats one step sends, over all buckets (P's, whole tensors, Q's).
@@ -115,6 +118,7 @@ final class PowerSGD {
         state = FloatArena(count: plan.state)
         memoryCount = plan.memory
         pack = FloatArena(count: plan.pack)
+        tile = FloatArena(count: max(Self.tileFloats, plan.layouts.flatMap(\.factors).map(\.cols).max() ?? 0))
         floatsPerStep = plan.layouts.reduce(0) { $0 + $1.packCount + $1.qCount }
         self.seed = seed
         reset()
@@ -134,6 +138,9 @@ final class PowerSGD {
             }
         }
     }
+
+    /// Rows of a factor's M per block: one tile.
+    func blockRows(_ f: Factor) -> Int { max(1, tile.count / f.cols) }
 
     /// The compressed layers' names, for the layout line.
     var compressedLayers: [Int] { layouts.flatMap { $0.factors.map(\.layer) } }
@@ -160,10 +167,9 @@ final class PowerSGD {
         }
         let t0 = Clock.now()
         for f in layout.factors {
-            let m = g + f.weights
             LowRank.orthonormalize(s + f.q, rows: f.cols, rank: r)
-            LowRank.add(s + f.memory, into: m, count: f.rows * f.cols)
-            LowRank.project(m: m, rows: f.rows, cols: f.cols, q: s + f.q, rank: r, into: p + f.p)
+            LowRank.addAndProject(memory: s + f.memory, into: g + f.weights, rows: f.rows, cols: f.cols, q: s + f.q, rank: r,
+                                  p: p + f.p, blockRows: blockRows(f))
         }
         var at = layout.pCount
         for w in layout.whole {
@@ -182,11 +188,8 @@ final class PowerSGD {
         }
         try allreduce(s + layout.qOffset, layout.qCount)
         for f in layout.factors {
-            let m = g + f.weights, memory = s + f.memory
-            memory.update(from: m, count: f.rows * f.cols)
-            LowRank.expand(p: p + f.p, q: s + f.q, rows: f.rows, cols: f.cols, rank: r, alpha: -1 / Float(n), beta: 1,
-                           into: memory)
-            LowRank.expand(p: p + f.p, q: s + f.q, rows: f.rows, cols: f.cols, rank: r, beta: 0, into: m)
+            LowRank.decompress(p: p + f.p, q: s + f.q, rows: f.rows, cols: f.cols, rank: r, scale: 1 / Float(n),
+                               m: g + f.weights, memory: s + f.memory, tile: tile.base, blockRows: blockRows(f))
         }
         computeSeconds += Clock.now() - t0 - communicate
         return communicate

@@ -46,6 +46,41 @@ public enum LowRank {
         }
     }
 
+    /// M += memory, then P = M·Q, a block of rows at a time, so that each
+    /// block's product reads M while it is still in cache (`blockRows` rows).
+    public static func addAndProject(memory: UnsafePointer<Float>, into m: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
+                                     q: UnsafePointer<Float>, rank: Int, p: UnsafeMutablePointer<Float>, blockRows: Int) {
+        var r0 = 0
+        while r0 < rows {
+            let n = min(blockRows, rows - r0)
+            add(memory + r0 * cols, into: m + r0 * cols, count: n * cols)
+            // [n×cols]·[cols×rank] → [n×rank]
+            BLAS.sgemm(m: n, n: rank, k: cols, a: m + r0 * cols, lda: cols, b: q, ldb: rank, beta: 0,
+                       c: p + r0 * rank, ldc: rank)
+            r0 += n
+        }
+    }
+
+    /// The decompression and the error feedback in one pass over M, a block
+    /// of rows at a time through `tile` (`blockRows`·cols floats): M̂ = P·Qᵀ,
+    /// memory = M − scale·M̂, then M is overwritten with M̂.
+    public static func decompress(p: UnsafePointer<Float>, q: UnsafePointer<Float>, rows: Int, cols: Int, rank: Int,
+                                  scale: Float, m: UnsafeMutablePointer<Float>, memory: UnsafeMutablePointer<Float>,
+                                  tile: UnsafeMutablePointer<Float>, blockRows: Int) {
+        var r0 = 0
+        while r0 < rows {
+            let n = min(blockRows, rows - r0)
+            expand(p: p + r0 * rank, q: q, rows: n, cols: cols, rank: rank, beta: 0, into: tile)
+            let mm = m + r0 * cols, e = memory + r0 * cols
+            for i in 0..<(n * cols) {
+                let v = tile[i]
+                e[i] = mm[i] - scale * v
+                mm[i] = v
+            }
+            r0 += n
+        }
+    }
+
     /// a[i] += b[i].
     public static func add(_ b: UnsafePointer<Float>, into a: UnsafeMutablePointer<Float>, count: Int) {
         for i in 0..<count { a[i] += b[i] }
