@@ -316,6 +316,24 @@ final class PowerSGDRunTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("PASS"), r.all)
     }
 
+    func testTheTraceShowsCompressionAsItsOwnSpan() throws {
+        let folder = Launcher.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let trace = folder.appendingPathComponent("trace.json").path
+        let r = try Launcher.run(Launcher.tiny + ["--batch-size", "2", "--warmup", "1", "--steps", "2", "--bucket-mb", "0",
+                                                  "--exchange", "allreduce", "--trace", trace, "--no-peak-probe"] + compress,
+                                 ranks: 2)
+        XCTAssertEqual(r.status, 0, r.all)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: trace))) as? [String: Any]
+        let events = try XCTUnwrap(json?["traceEvents"] as? [[String: Any]])
+        for rank in 0..<2 {
+            let spans = events.filter { $0["cat"] as? String == "compression" && $0["pid"] as? Int == rank }
+            XCTAssertGreaterThan(spans.count, 0, "rank \(rank)")
+            XCTAssertTrue(spans.allSatisfy { $0["tid"] as? Int == 2 && ($0["dur"] as? Double ?? 0) > 0 })
+            XCTAssertTrue(events.contains { $0["name"] as? String == "thread_name" && $0["pid"] as? Int == rank && $0["tid"] as? Int == 2 })
+        }
+    }
+
     func testBadPowerSGDSettingsStopBeforeAnyWork() throws {
         for (extra, message) in [(["--compression", "powersgd", "--powersgd-rank", "0"], "--powersgd-rank must be at least 1"),
                                  (["--compression", "powersgd", "--exchange", "host-shared"], "not host-shared"),

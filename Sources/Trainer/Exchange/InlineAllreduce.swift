@@ -15,6 +15,7 @@ final class InlineAllreduce: GradientExchange {
     let watchdog: Watchdog?
     var update: BucketUpdate
     let compressor: PowerSGD?
+    var bucketCompression: [Double] { compressor?.bucketSeconds ?? [] }
     private(set) var fp32BytesSent = 0
     private(set) var bucketStart: [Double]
     private(set) var bucketEnd: [Double]

@@ -15,6 +15,7 @@ final class OverlappedAllreduce: GradientExchange {
     var countdown: BucketCountdown
     var update: BucketUpdate
     let compressor: PowerSGD?
+    var bucketCompression: [Double] { compressor?.bucketSeconds ?? [] }
     private(set) var fp32BytesSent = 0
 
     init(group: GradientGroup, network: Network, plan: BucketPlan, update: BucketUpdate, dtype: GradientDType,

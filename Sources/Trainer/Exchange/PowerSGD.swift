@@ -66,6 +66,8 @@ final class PowerSGD {
     let floatsPerStep: Int
     /// Compute seconds of the last step (everything but the allreduces).
     private(set) var computeSeconds = 0.0
+    /// Per bucket, its compute seconds in the last step.
+    private(set) var bucketSeconds: [Double] = []
 
     /// The matrix shape PowerSGD sees for a layer's weight gradient, if it has one.
     static func shape(_ layer: LayerSpec) -> (rows: Int, cols: Int)? {
@@ -121,6 +123,7 @@ final class PowerSGD {
         tile = FloatArena(count: max(Self.tileFloats, plan.layouts.flatMap(\.factors).map(\.cols).max() ?? 0))
         floatsPerStep = plan.layouts.reduce(0) { $0 + $1.packCount + $1.qCount }
         self.seed = seed
+        bucketSeconds = Array(repeating: 0, count: buckets.count)
         reset()
     }
 
@@ -145,7 +148,10 @@ final class PowerSGD {
     /// The compressed layers' names, for the layout line.
     var compressedLayers: [Int] { layouts.flatMap { $0.factors.map(\.layer) } }
 
-    func beginStep() { computeSeconds = 0 }
+    func beginStep() {
+        computeSeconds = 0
+        for b in bucketSeconds.indices { bucketSeconds[b] = 0 }
+    }
 
     /// Bucket `b`'s exchange, from the local gradients in `gradients` to the
     /// summed decompressed gradient (see the type's comment); returns the
@@ -191,7 +197,9 @@ final class PowerSGD {
             LowRank.decompress(p: p + f.p, q: s + f.q, rows: f.rows, cols: f.cols, rank: r, scale: 1 / Float(n),
                                m: g + f.weights, memory: s + f.memory, tile: tile.base, blockRows: blockRows(f))
         }
-        computeSeconds += Clock.now() - t0 - communicate
+        let compute = Clock.now() - t0 - communicate
+        computeSeconds += compute
+        bucketSeconds[b.index] = compute
         return communicate
     }
 }
