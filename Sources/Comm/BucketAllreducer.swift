@@ -8,15 +8,16 @@ import Vocabulary
 /// meet only under one lock. Buckets go out in the order submitted, which is
 /// the same on every rank (the plan is verified identical at start), so the
 /// collectives match across ranks. What the thread does with a bucket is its
-/// `job`: by default one allreduce of the bucket; the host-shared exchange
-/// gives its own (meet the host, sum a slice, allreduce it across hosts).
+/// `job`: by default one allreduce of the bucket; PowerSGD gives its
+/// compressed exchange, and the host-shared exchange its own (meet the host,
+/// sum a slice, allreduce it across hosts).
 ///
 /// The compute thread makes no MPI call between `beginStep` and the last
 /// `wait` of the step, so MPI_THREAD_SERIALIZED is enough.
 public final class BucketAllreducer {
     public let buckets: [Bucket]
-    /// The communication for bucket b, run on the thread; throwing stops the thread.
-    public typealias Job = (_ bucket: Int) throws -> Void
+    /// The communication for bucket b at a step, run on the thread; throwing stops the thread.
+    public typealias Job = (_ bucket: Int, _ step: Int) throws -> Void
     let job: Job
     let lock = NSCondition()
     // Ring of submitted bucket indices; capacity = buckets, never reallocated.
@@ -35,28 +36,28 @@ public final class BucketAllreducer {
     public private(set) var exposedWait: Double = 0
 
     public static let requiredThreadLevel = ThreadLevel.serialized
-    /// Told about each allreduce, when the job runs one.
-    let watchdog: Watchdog?
     var step = 0
 
-    /// Each bucket's job is one allreduce of its floats at `base` over `group`.
+    /// Each bucket's job is one allreduce of its floats at `base` over
+    /// `group`, announced to the watchdog as collective b.
     public convenience init(group: GradientGroup, base: UnsafeMutablePointer<Float>, buckets: [Bucket], wire: GradientWire,
                             watchdog: Watchdog? = nil) throws {
-        try self.init(buckets: buckets, threadLevel: group.threadLevel, watchdog: watchdog) { b in
+        try self.init(buckets: buckets, threadLevel: group.threadLevel) { b, step in
+            watchdog?.announce(step: step, id: b)
+            defer { watchdog?.completed() }
             try group.allreduceSum(base + buckets[b].offset, count: buckets[b].count, wire: wire)
         }
     }
 
-    /// Runs `job(b)` on the thread for each submitted bucket b; the watchdog
-    /// hears of each as collective b. `threadLevel`: what MPI provides the
-    /// groups the job uses.
-    public init(buckets: [Bucket], threadLevel: ThreadLevel, watchdog: Watchdog? = nil, job: @escaping Job) throws {
+    /// Runs `job(b, step)` on the thread for each submitted bucket b; the job
+    /// makes and announces its own collectives. `threadLevel`: what MPI
+    /// provides the groups the job uses.
+    public init(buckets: [Bucket], threadLevel: ThreadLevel, job: @escaping Job) throws {
         guard threadLevel >= Self.requiredThreadLevel else {
             throw CommError.threadLevel(required: Self.requiredThreadLevel, provided: threadLevel)
         }
         self.buckets = buckets
         self.job = job
-        self.watchdog = watchdog
         queue = Array(repeating: 0, count: buckets.count + 1)
         done = Array(repeating: false, count: buckets.count)
         startTimes = Array(repeating: 0, count: buckets.count)
@@ -119,16 +120,14 @@ public final class BucketAllreducer {
             head += 1
             lock.unlock()
 
-            watchdog?.announce(step: step, id: b)
             let t0 = Clock.now()
             var error: Error? = nil
             do {
-                try job(b)
+                try job(b, step)
             } catch let e {
                 error = e
             }
             let t1 = Clock.now()
-            watchdog?.completed()
 
             lock.lock()
             startTimes[b] = t0

@@ -220,6 +220,20 @@ public final class World {
         }
     }
 
+    /// Sends `count` floats (at most 2³¹ − 1) to rank `to` (blocking; `receive` takes them).
+    public func send(_ p: UnsafePointer<Float>, count: Int, to rank: Int) throws {
+        try Self.check(MPI_Send(p, Int32(count), vggdp_float(), Int32(rank), Self.relayTag, comm), "MPI_Send")
+    }
+
+    /// Receives `count` floats from rank `from` into `p`.
+    public func receive(_ p: UnsafeMutablePointer<Float>, count: Int, from rank: Int) throws {
+        try Self.check(MPI_Recv(p, Int32(count), vggdp_float(), Int32(rank), Self.relayTag, comm, vggdp_status_ignore()),
+                       "MPI_Recv")
+    }
+
+    /// The tag of `send` and `receive`.
+    static let relayTag: Int32 = 78
+
     /// Broadcasts floats in place from `root`.
     public func broadcast(_ p: UnsafeMutablePointer<Float>, count: Int, root: Int = 0) throws {
         var offset = 0

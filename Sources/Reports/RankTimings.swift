@@ -11,6 +11,9 @@ public struct StepTimes: Codable, Equatable, Sendable {
     /// Time the compute thread waited for communication.
     public var exposed = 0.0
     public var loss = 0.0
+    /// Gradient compression compute (PowerSGD's products, orthonormalisation
+    /// and error feedback), when the run compresses; nil otherwise.
+    public var compression: Double? = nil
     public init() {}
 }
 
@@ -52,6 +55,8 @@ public struct RankTimings: Codable, Equatable, Sendable {
     /// Bytes this rank handed per timed step to collectives between ranks
     /// that do not share memory (the gradient exchange's payload, in its wire type).
     public var exchangeBytesPerStep = 0
+    /// What those collectives would have carried as uncompressed fp32, bytes per timed step.
+    public var fp32BytesPerStep = 0
     /// Memory this rank allocated for the model: its share of the host's
     /// window (host-shared) and its own (arenas, activations, workspace), bytes.
     public var sharedBytesPerHost = 0

@@ -70,14 +70,32 @@ extension RunReport {
     /// One row per rank: step-time statistics and the mean of each phase (ms).
     public var rankTable: String {
         func ms(_ x: Double) -> String { Text.fixed(x * 1000, 1) }
+        // The compression compute column, only for a run that compressed.
+        let compressed = perRank.contains { $0.compression != nil }
         let rows = perRank.map { r in
             [String(r.rank), r.host, ms(r.stepSeconds.mean), ms(r.stepSeconds.sd), ms(r.stepSeconds.min),
              ms(r.stepSeconds.median), ms(r.stepSeconds.p95), ms(r.stepSeconds.max),
-             ms(r.data), ms(r.forward), ms(r.backward), ms(r.optimizer), ms(r.allreduce), ms(r.exposed),
-             Text.fixed(Double(r.peakRssBytes) / 1_048_576, 0)]
+             ms(r.data), ms(r.forward), ms(r.backward), ms(r.optimizer), ms(r.allreduce), ms(r.exposed)]
+                + (compressed ? [ms(r.compression ?? 0)] : [])
+                + [Text.fixed(Double(r.peakRssBytes) / 1_048_576, 0)]
         }
         return Text.table(["rank", "host", "mean_ms", "sd", "min", "median", "p95", "max",
-                           "data", "fwd", "bwd", "opt", "allreduce", "exposed", "rss_MiB"], rows)
+                           "data", "fwd", "bwd", "opt", "allreduce", "exposed"] + (compressed ? ["compress"] : []) + ["rss_MiB"],
+                          rows)
+    }
+
+    /// "compression: powersgd rank 4 min 65536: rank 0 sent 0.9 MiB per step, 527.8 MiB as fp32 (586×); compute 95.1 ms per step (4.8% of the step)".
+    public var compressionLine: String? {
+        guard let c = compression, let first = perRank.first, let sent = first.exchangeBytesPerStep,
+              let fp32 = first.fp32BytesPerStep else { return nil }
+        let mib = { (b: Int) in Text.fixed(Double(b) / 1_048_576, 2) }
+        var s = "compression: \(c): rank 0 sent \(mib(sent)) MiB per step, \(mib(fp32)) MiB as fp32"
+        if let ratio = compressionRatio { s += " (\(Text.fixed(ratio, 1))×)" }
+        if let t = compressionSecondsPerStep {
+            s += "; compute \(Text.fixed(t * 1000, 1)) ms per step"
+            if stepSeconds.mean > 0 { s += " (\(Text.fixed(100 * t / stepSeconds.mean, 1))% of the step)" }
+        }
+        return s
     }
 
     /// One row per layer: mean times (ms), GFLOP/s, and the share outside sgemm.

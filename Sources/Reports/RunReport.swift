@@ -51,6 +51,10 @@ public struct RunReport: Encodable, Sendable {
         public var privateBytes: Int? = nil
         /// Bytes per step this rank handed to collectives between ranks that do not share memory.
         public var exchangeBytesPerStep: Int? = nil
+        /// What those collectives would have carried as uncompressed fp32 (with compression only).
+        public var fp32BytesPerStep: Int? = nil
+        /// Mean compression compute seconds per step (with compression only).
+        public var compression: Double? = nil
         /// Resident memory at the 100th timed step and at the end (memory must stay flat).
         public var rssAtStep100Bytes: Int? = nil
         public var rssAtEndBytes: Int? = nil
@@ -162,6 +166,12 @@ public struct RunReport: Encodable, Sendable {
     public var restarts: [Restart]? = nil
     /// The memory plan of one rank (absent in older reports).
     public var memory: MemoryReport? = nil
+    /// Gradient compression ("powersgd rank 4 min 65536"); nil: none.
+    public var compression: String? = nil
+    /// Rank 0's fp32-equivalent bytes per step / bytes it sent (with compression only).
+    public var compressionRatio: Double? = nil
+    /// Slowest rank's mean compression compute seconds per step (with compression only).
+    public var compressionSecondsPerStep: Double? = nil
 
     /// Every field; the defaults are those of a complete vgg-dp report.
     public init(schema: Int = 1, tool: String = "vgg-dp", complete: Bool = true,
@@ -375,6 +385,9 @@ extension RunReport: Decodable {
         coresPerHost = try c.decodeIfPresent(Int.self, forKey: .coresPerHost)
         restarts = try c.decodeIfPresent([Restart].self, forKey: .restarts)
         memory = try c.decodeIfPresent(MemoryReport.self, forKey: .memory)
+        compression = try c.decodeIfPresent(String.self, forKey: .compression)
+        compressionRatio = try c.decodeIfPresent(Double.self, forKey: .compressionRatio)
+        compressionSecondsPerStep = try c.decodeIfPresent(Double.self, forKey: .compressionSecondsPerStep)
 
         let layerIndex = Dictionary(layers.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
         var list = try c.nestedUnkeyedContainer(forKey: .buckets)

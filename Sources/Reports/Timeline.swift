@@ -7,7 +7,9 @@ public enum Timeline {
     /// Where each event of a timed step sits in `RankTimings.timeline`: per
     /// step, the step's start and length, then per layer forward start and
     /// length and backward start and length, then per bucket allreduce start
-    /// and length. A start of −1 means it did not run. Times are seconds
+    /// and length, then per bucket its compression compute (start, seconds:
+    /// PowerSGD's compute for the bucket, interleaved with its two
+    /// allreduces, drawn from the bucket's start). A start of −1 means it did not run. Times are seconds
     /// since the common start. The recorder writes and `chromeTrace` reads
     /// through this one layout.
     public struct Layout: Sendable {
@@ -15,12 +17,13 @@ public enum Timeline {
         public let buckets: Int
         public init(layers: Int, buckets: Int) { self.layers = layers; self.buckets = buckets }
         /// Values per timed step.
-        public var stride: Int { 2 + 4 * layers + 2 * buckets }
+        public var stride: Int { 2 + 4 * layers + 4 * buckets }
         /// Offsets within a step: start, then length at +1.
         public var step: Int { 0 }
         public func forward(_ layer: Int) -> Int { 2 + 4 * layer }
         public func backward(_ layer: Int) -> Int { 4 + 4 * layer }
         public func bucket(_ b: Int) -> Int { 2 + 4 * layers + 2 * b }
+        public func compression(_ b: Int) -> Int { 2 + 4 * layers + 2 * buckets + 2 * b }
     }
 
     struct Event: Encodable {
@@ -54,6 +57,7 @@ public enum Timeline {
             events.append(Event(name: "thread_name", ph: "M", pid: r, tid: 0, args: ["name": "compute"]))
             events.append(Event(name: "thread_name", ph: "M", pid: r, tid: 1, args: ["name": "communication"]))
             let steps = stride > 0 ? t.timeline.count / stride : 0
+            var compressed = false
             for s in 0..<steps {
                 let v = t.timeline[(s * stride)..<((s + 1) * stride)].map { $0 }
                 let o = layout.step
@@ -73,7 +77,17 @@ public enum Timeline {
                         events.append(Event(name: name, cat: "allreduce", ph: "X", ts: v[o] * 1e6, dur: v[o + 1] * 1e6,
                                             pid: r, tid: 1, args: ["step": "\(s)"]))
                     }
+                    let c = layout.compression(b)
+                    if v[c] >= 0 && v[c + 1] > 0 {
+                        compressed = true
+                        events.append(Event(name: "compress bucket \(b)", cat: "compression", ph: "X", ts: v[c] * 1e6,
+                                            dur: v[c + 1] * 1e6, pid: r, tid: 2,
+                                            args: ["step": "\(s)", "note": "compute total, interleaved with the bucket's allreduces"]))
+                    }
                 }
+            }
+            if compressed {
+                events.append(Event(name: "thread_name", ph: "M", pid: r, tid: 2, args: ["name": "compression"]))
             }
         }
         let encoder = JSONEncoder()

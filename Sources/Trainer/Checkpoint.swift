@@ -32,6 +32,11 @@ public struct CheckpointHeader: Codable, Equatable, Sendable {
     /// Ranks of the run that wrote it (information; another count may resume).
     public var ranks: Int
     public var parameterChecksum: String
+    /// Gradient compression ("powersgd rank 4 min 65536"); nil: none. With
+    /// compression the sections after momentum are the compressor's state
+    /// (rank 0's error-feedback memory and the Q's), then the memory of
+    /// ranks 1 ..< `ranks`, and the checkpoint resumes only on as many ranks.
+    public var compression: String? = nil
 }
 
 public enum Checkpoint {
@@ -50,14 +55,28 @@ public enum Checkpoint {
                                 widthDivisor: n.widthDivisor, seed: config.seed, globalBatch: config.batchPerRank * ranks,
                                 optimizer: config.optimizer, datasetSize: config.datasetSize, nextStep: nextStep,
                                 parameters: parameters.count, ranks: ranks,
-                                parameterChecksum: Checksum.hex(Checksum.of(parameters)))
+                                parameterChecksum: Checksum.hex(Checksum.of(parameters)),
+                                compression: config.compression?.description)
+    }
+
+    /// Floats that reach the file through a piece buffer instead of from an
+    /// arena of this process: `fill(buffer, offset, n)` writes floats
+    /// `offset ..< offset + n` of the section into `buffer` (another rank's
+    /// error-feedback memory, received piece by piece).
+    public struct Relay {
+        public var count: Int
+        public var fill: (UnsafeMutablePointer<Float>, Int, Int) throws -> Void
+        public init(count: Int, fill: @escaping (UnsafeMutablePointer<Float>, Int, Int) throws -> Void) {
+            self.count = count
+            self.fill = fill
+        }
     }
 
     /// The file's bytes, in order, handed to `sink` in pieces: the prefix
     /// and header, each arena of `sections` (parameters, momentum, ...), then
     /// the hash of everything before it. The one serialiser: `write` sends
     /// the pieces to the file, `encode` collects them (tests).
-    static func serialise(header: CheckpointHeader, sections: [FloatArena],
+    static func serialise(header: CheckpointHeader, sections: [FloatArena], relays: [Relay] = [],
                           into sink: (UnsafeRawBufferPointer) throws -> Void) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
@@ -77,6 +96,22 @@ public enum Checkpoint {
                 offset += piece.count
             }
         }
+        if !relays.isEmpty {
+            let pieceFloats = pieceBytes / 4
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: pieceFloats)
+            defer { buffer.deallocate() }
+            for relay in relays {
+                var offset = 0
+                while offset < relay.count {
+                    let n = min(pieceFloats, relay.count - offset)
+                    try relay.fill(buffer, offset, n)
+                    let piece = UnsafeRawBufferPointer(start: buffer, count: n * 4)
+                    hash.add(piece)
+                    try sink(piece)
+                    offset += n
+                }
+            }
+        }
         try withUnsafeBytes(of: hash.value.littleEndian) { try sink($0) }
     }
 
@@ -87,10 +122,11 @@ public enum Checkpoint {
     }
 
     /// Writes the checkpoint atomically into `folder`, piece by piece.
-    public static func write(to folder: String, header: CheckpointHeader, sections: [FloatArena]) throws {
+    public static func write(to folder: String, header: CheckpointHeader, sections: [FloatArena],
+                             relays: [Relay] = []) throws {
         let path = URL(fileURLWithPath: folder).appendingPathComponent(fileName).path
         try writeAtomically(to: path) { fd in
-            try serialise(header: header, sections: sections) { try writeAll(fd, $0) }
+            try serialise(header: header, sections: sections, relays: relays) { try writeAll(fd, $0) }
         }
     }
 
@@ -98,7 +134,10 @@ public enum Checkpoint {
     /// by piece. Throws a message a user can act on for a missing,
     /// truncated, corrupted or foreign file. The arenas may hold part of the
     /// file when it throws; the caller stops the run then.
-    public static func read(from folder: String, sections: [FloatArena]) throws -> CheckpointHeader {
+    /// `relayFloats` floats after the sections are verified, not kept (see
+    /// `readFloats`); `check` sees the header before any size is compared.
+    public static func read(from folder: String, sections: [FloatArena], relayFloats: Int = 0,
+                            check: (CheckpointHeader) throws -> Void = { _ in }) throws -> CheckpointHeader {
         let path = URL(fileURLWithPath: folder).appendingPathComponent(fileName).path
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else {
@@ -124,8 +163,9 @@ public enum Checkpoint {
         guard try readAll(fd, &json, folder: folder) else { throw corrupted }
         json.withUnsafeBytes { hash.add($0) }
         guard let header = try? JSONDecoder().decode(CheckpointHeader.self, from: Data(json)) else { throw corrupted }
+        try check(header)
         let floats = (size - prefixBytes - jsonLength - 8) / 4
-        let expected = sections.reduce(0) { $0 + $1.count }
+        let expected = sections.reduce(0) { $0 + $1.count } + relayFloats
         guard header.parameters == sections.first?.count else {
             throw TrainerError.usage("--resume \(folder): checkpoint holds \(header.parameters) parameters, this model has \(sections.first?.count ?? 0)")
         }
@@ -140,9 +180,49 @@ public enum Checkpoint {
                 offset += piece.count
             }
         }
+        if relayFloats > 0 {
+            let piece = UnsafeMutableRawBufferPointer.allocate(byteCount: pieceBytes, alignment: 16)
+            defer { piece.deallocate() }
+            var left = relayFloats * 4
+            while left > 0 {
+                let part = UnsafeMutableRawBufferPointer(rebasing: piece[0..<min(left, pieceBytes)])
+                guard try readAll(fd, part, folder: folder) else { throw corrupted }
+                hash.add(UnsafeRawBufferPointer(part))
+                left -= part.count
+            }
+        }
         var stored = [UInt8](repeating: 0, count: 8)
         guard try readAll(fd, &stored, folder: folder), readUInt64(Data(stored), at: 0) == hash.value else { throw corrupted }
         return header
+    }
+
+    /// After `read` verified the file: floats `offset ..< offset + count` of
+    /// its float part (the sections in order), handed to `take(buffer, n)`
+    /// piece by piece (another rank's error-feedback memory, sent on).
+    public static func readFloats(from folder: String, offset: Int, count: Int,
+                                  take: (UnsafeMutablePointer<Float>, Int) throws -> Void) throws {
+        let path = URL(fileURLWithPath: folder).appendingPathComponent(fileName).path
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw TrainerError.failed("--resume \(folder): cannot reopen \(fileName): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var prefix = [UInt8](repeating: 0, count: prefixBytes)
+        guard try readAll(fd, &prefix, folder: folder) else { throw TrainerError.failed("--resume \(folder): \(fileName) changed while resuming") }
+        let jsonLength = Int(truncatingIfNeeded: readUInt64(Data(prefix), at: magic.count))
+        guard lseek(fd, off_t(prefixBytes + jsonLength + 4 * offset), SEEK_SET) >= 0 else {
+            throw TrainerError.failed("--resume \(folder): cannot seek in \(fileName): \(String(cString: strerror(errno)))")
+        }
+        let pieceFloats = pieceBytes / 4
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: pieceFloats)
+        defer { buffer.deallocate() }
+        var done = 0
+        while done < count {
+            let n = min(pieceFloats, count - done)
+            guard try readAll(fd, UnsafeMutableRawBufferPointer(start: buffer, count: n * 4), folder: folder) else {
+                throw TrainerError.failed("--resume \(folder): \(fileName) changed while resuming")
+            }
+            try take(buffer, n)
+            done += n
+        }
     }
 
     /// Fills `buffer` from `fd`; false when the file ends first.
@@ -176,6 +256,11 @@ public enum Checkpoint {
         if h.globalBatch != mine.globalBatch { differences.append("global batch \(h.globalBatch) vs \(mine.globalBatch)") }
         if h.optimizer != mine.optimizer { differences.append("optimizer settings") }
         if h.datasetSize != mine.datasetSize { differences.append("dataset size") }
+        if h.compression != mine.compression {
+            differences.append("compression \(h.compression ?? "none") vs \(mine.compression ?? "none")")
+        } else if h.compression != nil && h.ranks != ranks {
+            differences.append("ranks \(h.ranks) vs \(ranks) (with compression each rank's error-feedback memory is in the checkpoint)")
+        }
         if !differences.isEmpty {
             throw TrainerError.usage("the checkpoint was written with other settings: " + differences.joined(separator: ", "))
         }

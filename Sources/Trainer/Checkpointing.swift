@@ -15,9 +15,14 @@ struct Checkpointing {
     let replica: HostReplica?
     /// The ranks that hold a replica of their own: all, or one per host.
     let holders: World?
+    /// PowerSGD's state: the Q's (the same on every rank) and each rank's own
+    /// error-feedback memory, which rank 0 receives and writes after its own
+    /// (and sends back on resume), piece by piece.
+    let compressor: PowerSGD?
 
-    init(group: World, config: TrainConfig, watchdog: Watchdog?, replica: HostReplica?) throws {
+    init(group: World, config: TrainConfig, watchdog: Watchdog?, replica: HostReplica?, compressor: PowerSGD? = nil) throws {
         self.group = group
+        self.compressor = compressor
         self.config = config
         self.watchdog = watchdog
         self.replica = replica
@@ -39,12 +44,44 @@ struct Checkpointing {
     /// Rank 0 writes the checkpoint into `folder`; every rank learns whether it worked.
     func save(to folder: String, nextStep: Int, parameters: FloatArena, momentum: FloatArena) throws {
         var verdict = Verdict(nextStep: nextStep)
+        let piece = Checkpoint.pieceBytes / 4
         if group.isRoot {
+            var received = Array(repeating: 0, count: group.size)
             do {
                 let header = Checkpoint.header(config: config, ranks: group.size, nextStep: nextStep, parameters: parameters)
-                try Checkpoint.write(to: folder, header: header, sections: [parameters, momentum])
+                let relays = compressor.map { c in
+                    (1..<max(group.size, 1)).map { r in
+                        Checkpoint.Relay(count: c.memoryCount) { buffer, _, n in
+                            try group.receive(buffer, count: n, from: r)
+                            received[r] += n
+                        }
+                    }
+                } ?? []
+                try Checkpoint.write(to: folder, header: header,
+                                     sections: [parameters, momentum] + (compressor.map { [$0.state] } ?? []), relays: relays)
             } catch {
                 verdict.error = "\(error)"
+            }
+            // A failed write still takes every piece the other ranks send.
+            if let c = compressor, verdict.error != nil {
+                let sink = UnsafeMutablePointer<Float>.allocate(capacity: piece)
+                defer { sink.deallocate() }
+                for r in 1..<max(group.size, 1) {
+                    while received[r] < c.memoryCount {
+                        let n = min(piece, c.memoryCount - received[r])
+                        try group.receive(sink, count: n, from: r)
+                        received[r] += n
+                    }
+                }
+            }
+        } else if let c = compressor {
+            try announced(step: nextStep - 1) {
+                var offset = 0
+                while offset < c.memoryCount {
+                    let n = min(piece, c.memoryCount - offset)
+                    try group.send(c.state.base + offset, count: n, to: 0)
+                    offset += n
+                }
             }
         }
         try share(&verdict, step: nextStep - 1)
@@ -56,8 +93,11 @@ struct Checkpointing {
         var verdict = Verdict()
         if group.isRoot {
             do {
-                let header = try Checkpoint.read(from: folder, sections: [parameters, momentum])
-                try Checkpoint.check(header, against: config, ranks: group.size)
+                let others = compressor.map { $0.memoryCount * (group.size - 1) } ?? 0
+                let header = try Checkpoint.read(from: folder, sections: [parameters, momentum] + (compressor.map { [$0.state] } ?? []),
+                                                 relayFloats: others) {
+                    try Checkpoint.check($0, against: config, ranks: group.size)
+                }
                 verdict.nextStep = header.nextStep
             } catch {
                 verdict.error = "\(error)"
@@ -72,9 +112,33 @@ struct Checkpointing {
                     try holders.broadcast(momentum.base, count: momentum.count)
                 }
                 try replica?.memory.synchronize()
+                if let c = compressor {
+                    try group.broadcast(c.state.base + c.memoryCount, count: c.state.count - c.memoryCount)
+                    try relayMemory(c, folder: folder, before: parameters.count + momentum.count + c.state.count)
+                }
             }
         }
         return verdict.nextStep
+    }
+
+    /// Rank 0 reads each other rank's error-feedback memory from the file
+    /// (it follows rank 0's state, `before` floats in) and sends it on.
+    private func relayMemory(_ c: PowerSGD, folder: String, before: Int) throws {
+        if group.isRoot {
+            for r in 1..<group.size {
+                try Checkpoint.readFloats(from: folder, offset: before + (r - 1) * c.memoryCount, count: c.memoryCount) { buffer, n in
+                    try group.send(buffer, count: n, to: r)
+                }
+            }
+        } else {
+            let piece = Checkpoint.pieceBytes / 4
+            var offset = 0
+            while offset < c.memoryCount {
+                let n = min(piece, c.memoryCount - offset)
+                try group.receive(c.state.base + offset, count: n, from: 0)
+                offset += n
+            }
+        }
     }
 
     private func share(_ verdict: inout Verdict, step: Int) throws {

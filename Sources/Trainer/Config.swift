@@ -26,6 +26,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// The type gradients travel in between ranks that do not share memory;
     /// with 16 bits each addition of the reduction rounds back to 16 bits.
     public var allreduceDType: GradientDType = .fp32
+    /// PowerSGD gradient compression (`--compression powersgd`); nil: none.
+    public var compression: PowerSGDSettings?
     /// How the communication thread waits for an allreduce.
     public var commWait: CommWait = .blocking
     public var pollMicroseconds = 200
@@ -82,6 +84,16 @@ public struct TrainConfig: Codable, Equatable, Sendable {
             throw TrainerError.usage("--skip-nonfinite needs a mode with backward (train or forward-backward)")
         }
         if let d = datasetSize { try positive(d, "--dataset-size") }
+        if let c = compression {
+            try positive(c.rank, "--powersgd-rank")
+            try positive(c.minSize, "--powersgd-min-size")
+            guard mode.hasBackward else {
+                throw TrainerError.usage("--compression powersgd compresses gradients: it needs a mode with backward (train or forward-backward)")
+            }
+            guard exchange != .hostShared else {
+                throw TrainerError.usage("--compression powersgd runs with --exchange allreduce (or auto), not host-shared")
+            }
+        }
         guard optimizer.learningRate.isFinite, optimizer.learningRate >= 0 else {
             throw TrainerError.usage("--lr must be a finite number ≥ 0, got \(optimizer.learningRate)")
         }

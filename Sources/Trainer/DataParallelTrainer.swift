@@ -22,6 +22,8 @@ public final class DataParallelTrainer {
     let data: SyntheticData
     /// nil in forward mode: nothing to exchange.
     let exchange: GradientExchange?
+    /// PowerSGD's state, with --compression powersgd.
+    let compressor: PowerSGD?
     /// The host's shared replica, with --exchange host-shared.
     let replica: HostReplica?
     /// Turns hangs into errors (multi-rank runs with a timeout).
@@ -77,12 +79,20 @@ public final class DataParallelTrainer {
         } else {
             watchdog = nil
         }
+        if let settings = config.compression {
+            compressor = PowerSGD(layers: config.network.layers, slices: network.layers.map(\.parameterSlice),
+                                  buckets: plan.buckets, settings: settings, seed: config.seed)
+        } else {
+            compressor = nil
+        }
         exchange = config.mode.hasBackward ? try Self.makeExchange(config, group: group, network: network, plan: plan,
-                                                                   velocity: velocity, replica: replica, watchdog: watchdog) : nil
+                                                                   velocity: velocity, replica: replica, watchdog: watchdog,
+                                                                   compressor: compressor) : nil
         recorder = StepRecorder(layers: network.layers.count, buckets: plan.buckets.count, steps: config.steps,
                                 hasBackward: config.mode.hasBackward, keepsTimeline: config.recordTimeline)
         faults = FaultInjector(fault: config.fault, rank: group.rank)
-        checkpoints = try Checkpointing(group: group, config: config, watchdog: watchdog, replica: replica)
+        checkpoints = try Checkpointing(group: group, config: config, watchdog: watchdog, replica: replica,
+                                        compressor: compressor)
     }
 
     /// Whether this configuration runs one replica per host (see `HostReplica.resolve`).
@@ -92,7 +102,8 @@ public final class DataParallelTrainer {
 
     /// The exchange this configuration asks for.
     static func makeExchange(_ config: TrainConfig, group: World, network: Network, plan: BucketPlan,
-                             velocity: FloatArena?, replica: HostReplica?, watchdog: Watchdog?) throws -> GradientExchange {
+                             velocity: FloatArena?, replica: HostReplica?, watchdog: Watchdog?,
+                             compressor: PowerSGD? = nil) throws -> GradientExchange {
         if let replica {
             return try HostSharedExchange(replica: replica, network: network, plan: plan, config: config, ranks: group.size,
                                       watchdog: watchdog)
@@ -102,11 +113,12 @@ public final class DataParallelTrainer {
         if group.size > 1 && config.overlap {
             return try OverlappedAllreduce(group: group, network: network, plan: plan, update: update,
                                            dtype: config.allreduceDType, wait: config.commWait,
-                                           pollMicroseconds: config.pollMicroseconds, watchdog: watchdog)
+                                           pollMicroseconds: config.pollMicroseconds, watchdog: watchdog,
+                                           compressor: compressor)
         }
         return InlineAllreduce(group: group, network: network, plan: plan, update: update,
                                dtype: config.allreduceDType, wait: config.commWait,
-                               pollMicroseconds: config.pollMicroseconds, watchdog: watchdog)
+                               pollMicroseconds: config.pollMicroseconds, watchdog: watchdog, compressor: compressor)
     }
 
     deinit { exchange?.stop() }

@@ -45,6 +45,10 @@ extension RunReport {
             rank.peakPssBytes = timings.peakPssBytes > 0 ? timings.peakPssBytes : nil
             rank.privateBytes = timings.privateBytes > 0 ? timings.privateBytes : nil
             rank.exchangeBytesPerStep = config.mode.hasBackward ? timings.exchangeBytesPerStep : nil
+            if config.compression != nil && config.mode.hasBackward {
+                rank.fp32BytesPerStep = timings.fp32BytesPerStep
+                rank.compression = mean { $0.compression ?? 0 }
+            }
             ranks.append(rank)
         }
         let slowest = ranks.max { $0.stepSeconds.mean < $1.stepSeconds.mean }!
@@ -111,6 +115,13 @@ extension RunReport {
         report.coresPerHost = ProcessInfo.processInfo.activeProcessorCount
         report.restarts = restarts
         report.memory = MemoryPlan(config: config).report
+        if let c = config.compression, config.mode.hasBackward {
+            report.compression = c.description
+            report.compressionSecondsPerStep = slowest.compression
+            if let first = ranks.first, let sent = first.exchangeBytesPerStep, let fp32 = first.fp32BytesPerStep, sent > 0 {
+                report.compressionRatio = Double(fp32) / Double(sent)
+            }
+        }
         return report
     }
 }

@@ -97,6 +97,9 @@ final class StepRecorder {
             let start = exchange?.bucketStart[k] ?? 0, end = exchange?.bucketEnd[k] ?? 0
             timeline[s + layout.bucket(k)] = end > 0 ? start - origin : -1
             timeline[s + layout.bucket(k) + 1] = end - start
+            let compute = exchange?.bucketCompression ?? []
+            timeline[s + layout.compression(k)] = k < compute.count && end > 0 ? start - origin : -1
+            timeline[s + layout.compression(k) + 1] = k < compute.count ? compute[k] : 0
         }
     }
 

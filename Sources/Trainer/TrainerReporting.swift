@@ -11,10 +11,11 @@ extension DataParallelTrainer {
     public var timings: RankTimings {
         var t = recorder.timings(peakGflops: peakGflops, skippedSteps: skippedSteps.count)
         t.exchangeBytesPerStep = stepsRun > 0 ? (exchange?.bytesSent ?? 0) / stepsRun : 0
+        t.fp32BytesPerStep = stepsRun > 0 ? (exchange?.fp32BytesSent ?? 0) / stepsRun : 0
         let arena = network.parameters.count * 4
         let ownArenas = replica == nil ? arena * (velocity == nil ? 2 : 3) : arena  // host-shared: only the gradients
         t.sharedBytesPerHost = replica.map { $0.memory.sharedFloats * 4 } ?? 0
-        t.privateBytes = ownArenas + network.activationBytes
+        t.privateBytes = ownArenas + network.activationBytes + (compressor.map { ($0.state.count + $0.pack.count) * 4 } ?? 0)
         return t
     }
 

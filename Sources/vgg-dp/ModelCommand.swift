@@ -75,6 +75,15 @@ struct ModelCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Draw scripts/plot.py's scaling plots into this folder.", valueName: "DIR"))
     var plots: String?
 
+    @Option(help: "Model gradients sent as none (the profile's buckets) or powersgd (its two messages per bucket; profile a one-rank run with --compression powersgd so that its optimizer phase holds the compression compute).")
+    var compression: CompressionChoice = .none
+    @Option(help: "PowerSGD's rank, with --compression powersgd.")
+    var powersgdRank = PowerSGDSettings.defaultRank
+    @Option(help: "Smallest weight gradient PowerSGD compresses, elements, with --compression powersgd.")
+    var powersgdMinSize = PowerSGDSettings.defaultMinSize
+    @Option(help: "Type the modelled gradients travel in: fp32, bf16 or fp16 (16-bit: half the bytes).")
+    var allreduceDtype: GradientDType = .fp32
+
     func run() throws {
         try checkDistinctOutputs([("--markdown", markdown), ("--csv", csv)])
         try checkWritable(markdown, flag: "--markdown")
@@ -84,6 +93,16 @@ struct ModelCommand: ParsableCommand {
         if let mb = bucketMb {
             guard mb >= 0, mb.isFinite else { throw TrainerError.usage("--bucket-mb must be 0 or more, got \(mb)") }
             compute = compute.with(plan: BucketPlan(report: report, bucketMB: mb))
+        }
+        if compression == .powersgd || allreduceDtype != .fp32 {
+            guard powersgdRank >= 1, powersgdMinSize >= 1 else {
+                throw TrainerError.usage("--powersgd-rank and --powersgd-min-size must be at least 1")
+            }
+            let settings = compression == .powersgd ? PowerSGDSettings(rank: powersgdRank, minSize: powersgdMinSize) : nil
+            if let s = settings, report.compression != s.description {
+                say("note: the profile was measured \(report.compression.map { "with \($0)" } ?? "without compression"): its optimizer phase does not hold \(s.description)'s compute")
+            }
+            compute = compute.compressed(report: report, settings: settings, dtype: allreduceDtype)
         }
         let (cost, source) = try linkCost()
         let counts = try parseRanks(ranks)

@@ -12,6 +12,7 @@ extension ConvAlgorithm: ExpressibleByArgument {}
 extension GradientDType: ExpressibleByArgument {}
 extension Network.InitScheme: ExpressibleByArgument {}
 extension ExchangeChoice: ExpressibleByArgument {}
+extension CompressionChoice: ExpressibleByArgument {}
 
 /// The network's options, shared by every command that builds or describes one.
 struct NetworkOptions: ParsableArguments {
@@ -58,6 +59,12 @@ struct RunOptions: ParsableArguments {
     var bucketMb: Double = 25
     @Option(help: "Type gradients travel in between ranks that do not share memory: fp32, bf16 or fp16 (16-bit halves the traffic; each addition of the reduction rounds back to 16 bits).")
     var allreduceDtype: GradientDType = .fp32
+    @Option(help: "Gradient compression: none, or powersgd (low-rank factors with error feedback; N ranks then differ from one rank by design).")
+    var compression: CompressionChoice = .none
+    @Option(help: "PowerSGD's rank: columns of each compressed layer's factors P and Q.")
+    var powersgdRank = PowerSGDSettings.defaultRank
+    @Option(help: "Smallest weight gradient, in elements, that PowerSGD compresses (smaller layers and biases travel whole).")
+    var powersgdMinSize = PowerSGDSettings.defaultMinSize
     @Option(help: """
         How gradients are averaged: allreduce (a replica per rank, MPI_Allreduce), host-shared (one replica per \
         host in an MPI-3 shared window; each rank reduces and updates a slice; slice owners allreduce across \
@@ -122,6 +129,7 @@ struct RunOptions: ParsableArguments {
         c.exchange = exchange
         c.checkEvery = checkEvery
         c.allreduceDType = allreduceDtype
+        if compression == .powersgd { c.compression = PowerSGDSettings(rank: powersgdRank, minSize: powersgdMinSize) }
         c.commWait = commWait
         c.pollMicroseconds = pollUs
         c.timeout = timeout
@@ -145,6 +153,7 @@ struct RunOptions: ParsableArguments {
     /// `TrainConfig.defaultOverlap`.
     func resolveExchange(_ config: inout TrainConfig, world: World, threads: Int) throws {
         let hosts = Set(world.hostNames).count
+        if config.compression != nil { config.exchange = .allreduce }  // validated: not host-shared
         if overlap == true && config.exchange == .auto { config.exchange = .allreduce }
         if try DataParallelTrainer.usesHostShared(config, group: world) {
             if overlap == true && hosts == 1 {

@@ -117,6 +117,7 @@ struct Train: ParsableCommand {
             printOut("resident memory, rank 0: \(a / 1_048_576) MiB at step 100, \(b / 1_048_576) MiB at the end")
         }
         if let line = memoryLine(result) { printOut(line) }
+        if let line = result.compressionLine { printOut(line) }
         if let path = report {
             try result.write(to: path)
             printOut("report: \(path)")
@@ -161,6 +162,7 @@ struct Train: ParsableCommand {
     func exchangeSummary(_ c: TrainConfig, world: World) -> String {
         guard c.exchange == .hostShared else {
             return "\(c.overlap ? "overlapped with backward" : "after backward"), gradients sent as \(c.allreduceDType.rawValue)"
+                + (c.compression.map { ", compressed by \($0.description)" } ?? "")
         }
         let hosts = Set(world.hostNames).count
         return "exchange host-shared \(c.overlap ? "overlapped with backward" : "after backward"): one replica per host, \(world.size / hosts) ranks per host"

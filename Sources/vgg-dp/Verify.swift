@@ -26,7 +26,19 @@ struct Verify: ParsableCommand {
             let threads = blasThreads(requested: options.threads, world: world)
             try options.resolveExchange(&config, world: world, threads: threads)
             let r = try Trainer.Verify.run(config: config, world: world, blasThreads: threads, tolerance: tolerance)
-            if world.isRoot {
+            if world.isRoot, let c = r.compression, let s = r.lossStart, let e = r.lossEnd,
+               let rs = r.referenceLossStart, let re = r.referenceLossEnd {
+                let f = { (x: Double) in String(format: "%.4f", x) }
+                printOut("""
+                verify: \(config.network.model.rawValue) \(config.network.imageSize)×\(config.network.imageSize), \
+                \(r.ranks) ranks × \(config.batchPerRank) with \(c) vs 1 rank × \(config.batchPerRank * r.ranks) uncompressed, \(r.steps) train steps
+                replicas: \(r.replicasAgree ? "identical" : "DIFFER") (checksums \(r.checksums.joined(separator: " ")))
+                weights: \(r.ranks) ranks and one rank differ by design under compression (‖Δw‖/‖w‖ = \(String(format: "%.3e", r.relativeL2Difference)), not checked)
+                loss (first → last quarter of the timed steps): compressed \(f(s)) → \(f(e)), uncompressed \(f(rs)) → \(f(re)); \
+                accepted: compressed end ≤ \(f(1 + VerifyResult.lossTolerance)) × uncompressed end
+                \(r.pass ? "PASS" : "FAIL")
+                """)
+            } else if world.isRoot {
                 printOut("""
                 verify: \(config.network.model.rawValue) \(config.network.imageSize)×\(config.network.imageSize), \
                 \(r.ranks) ranks × \(config.batchPerRank) vs 1 rank × \(config.batchPerRank * r.ranks), \(r.steps) train steps

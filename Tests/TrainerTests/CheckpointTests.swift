@@ -2,6 +2,7 @@ import Foundation
 import TestSupport
 @testable import Trainer
 import VGGEngine
+import Vocabulary
 import XCTest
 
 /// The checkpoint file, written and read in process.
@@ -101,6 +102,46 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual((0..<41).map { back[$0] }, (0..<41).map { extra[$0] })
         XCTAssertThrowsError(try Checkpoint.read(from: folder.path, sections: [q, n])) { error in
             XCTAssertTrue("\(error)".contains("truncated or corrupted"), "\(error)")
+        }
+    }
+
+    /// Relayed floats (other ranks' error-feedback memory) follow the
+    /// sections, are hashed, and are read back from their offset; a header
+    /// with another compression is refused before any size is compared.
+    func testRelaysRoundTripAndCompressionMustMatch() throws {
+        let folder = Launcher.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (p, m) = arenas(200, seed: 2)
+        let relayed = (0..<(Checkpoint.pieceBytes / 4 + 10)).map { Float($0 % 977) - 3 }  // more than one piece
+        var config = TrainConfig()
+        config.batchPerRank = 2
+        config.compression = PowerSGDSettings(rank: 3, minSize: 100)
+        let h = Checkpoint.header(config: config, ranks: 2, nextStep: 5, parameters: p)
+        XCTAssertEqual(h.compression, "powersgd rank 3 min 100")
+        let relay = Checkpoint.Relay(count: relayed.count) { buffer, offset, n in
+            for i in 0..<n { buffer[i] = relayed[offset + i] }
+        }
+        try Checkpoint.write(to: folder.path, header: h, sections: [p, m], relays: [relay])
+        let (q, n) = arenas(200, seed: 7)
+        _ = try Checkpoint.read(from: folder.path, sections: [q, n], relayFloats: relayed.count) {
+            try Checkpoint.check($0, against: config, ranks: 2)
+        }
+        XCTAssertEqual((0..<200).map { q[$0] }, (0..<200).map { p[$0] })
+        var back: [Float] = []
+        try Checkpoint.readFloats(from: folder.path, offset: 400, count: relayed.count) { buffer, k in
+            back.append(contentsOf: UnsafeBufferPointer(start: buffer, count: k))
+        }
+        XCTAssertEqual(back, relayed)
+
+        var plain = config
+        plain.compression = nil
+        XCTAssertThrowsError(try Checkpoint.read(from: folder.path, sections: [q, n]) {
+            try Checkpoint.check($0, against: plain, ranks: 2)
+        }) { error in
+            XCTAssertTrue("\(error)".contains("compression powersgd rank 3 min 100 vs none"), "\(error)")
+        }
+        XCTAssertThrowsError(try Checkpoint.check(h, against: config, ranks: 3)) { error in
+            XCTAssertTrue("\(error)".contains("ranks 2 vs 3"), "\(error)")
         }
     }
 }

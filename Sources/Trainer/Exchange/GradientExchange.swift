@@ -20,6 +20,11 @@ public protocol GradientExchange: AnyObject {
     var bucketEnd: [Double] { get }
     /// Bytes handed so far to collectives between ranks that do not share memory.
     var bytesSent: Int { get }
+    /// What the same collectives would have carried as uncompressed fp32, bytes so far.
+    var fp32BytesSent: Int { get }
+
+    /// Per bucket, the last step's compression compute seconds (empty without compression).
+    var bucketCompression: [Double] { get }
 
     func beginStep(_ step: Int)
     /// Layer `layer`'s weight and bias gradients are final.
@@ -30,6 +35,10 @@ public protocol GradientExchange: AnyObject {
     func finish(step: Int, times: inout StepTimes) throws -> NonfiniteGradient?
     /// Stops helper threads; call after the last step.
     func stop()
+}
+
+extension GradientExchange {
+    var bucketCompression: [Double] { [] }
 }
 
 /// What every exchange does once a bucket's gradient is summed: scan it for

@@ -70,7 +70,9 @@ final class HostSharedExchange: GradientExchange {
         if let across = replica.across, config.overlap {
             let memory = replica.memory, arenas = replica.gradientArenas, own = replica.gradients.base
             let pieces = bucketPieces, wire = self.wire
-            pipeline = try BucketAllreducer(buckets: plan.buckets, threadLevel: across.threadLevel, watchdog: watchdog) { b in
+            pipeline = try BucketAllreducer(buckets: plan.buckets, threadLevel: across.threadLevel) { b, step in
+                watchdog?.announce(step: step, id: b)
+                defer { watchdog?.completed() }
                 try memory.synchronize()  // every local rank has finished bucket b
                 let piece = pieces[b]
                 guard piece.count > 0 else { return }
@@ -95,6 +97,7 @@ final class HostSharedExchange: GradientExchange {
     }
     var waitDescription: String { "none" }
     var bytesSent: Int { wire.bytesSent }
+    var fp32BytesSent: Int { wire.bytesSent / wire.dtype.bytes * 4 }
 
     func beginStep(_ step: Int) {
         pipeline?.beginStep(step)

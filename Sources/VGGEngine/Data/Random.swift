@@ -39,5 +39,5 @@ public enum CounterRandom {
 
 /// Stream identifiers, so that different uses of the same seed never collide.
 public enum RandomStream: UInt64 {
-    case weights = 1, label = 2, prototype = 3, noise = 4, dropout = 5
+    case weights = 1, label = 2, prototype = 3, noise = 4, dropout = 5, powerSGD = 6
 }
