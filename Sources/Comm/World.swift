@@ -22,6 +22,7 @@ public final class World {
     public let localSize: Int
     let comm: MPI_Comm
     let ownsComm: Bool
+    private var freed = false
 
     /// Initialises MPI asking for `requested` thread support; the group of all ranks.
     public static func start(requested: ThreadLevel = .multiple) throws -> World {
@@ -61,12 +62,21 @@ public final class World {
         localSize = names.filter { $0 == names[Int(r)] }.count
     }
 
-    deinit {
-        if ownsComm {
-            var c: MPI_Comm? = comm
-            MPI_Comm_free(&c)
-        }
+    /// Frees a communicator this group made (`split`, `splitByHost`); a no-op
+    /// for the world's own, on a second call, and once MPI is finalized. Call
+    /// it before `finalize()`: a group released later (by another thread's
+    /// last reference, say) must not call MPI then. Collective over the group.
+    public func free() {
+        guard ownsComm, !freed else { return }
+        freed = true
+        var finalized: Int32 = 0
+        MPI_Finalized(&finalized)
+        guard finalized == 0 else { return }
+        var c: MPI_Comm? = comm
+        MPI_Comm_free(&c)
     }
+
+    deinit { free() }
 
     public var isRoot: Bool { rank == 0 }
 

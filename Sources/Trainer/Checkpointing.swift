@@ -34,6 +34,9 @@ struct Checkpointing {
         }
     }
 
+    /// Frees the leaders' communicator, when this made one (host-shared).
+    func free() { if replica != nil { holders?.free() } }
+
     /// What rank 0 found: the next step, or the message that stops every rank.
     private struct Verdict: Codable {
         var nextStep = 0

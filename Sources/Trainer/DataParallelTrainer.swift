@@ -132,12 +132,14 @@ public final class DataParallelTrainer {
     /// How the communication thread waits ("none" without one), for the report.
     public var commWaitDescription: String { exchange?.waitDescription ?? "none" }
 
-    /// Stops the helper threads and releases the host's shared window; every
-    /// rank must call it, after the last collective and the last read of the
-    /// parameters.
+    /// Stops the helper threads and releases the host's shared window and
+    /// every communicator the trainer split off; every rank must call it,
+    /// after the last collective and the last read of the parameters, and
+    /// before MPI_Finalize.
     public func shutdown() {
         exchange?.stop()
         watchdog?.stop()
+        checkpoints.free()
         replica?.free()
     }
 

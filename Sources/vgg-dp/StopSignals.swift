@@ -22,11 +22,14 @@ final class StopSignals {
         sources = [SIGINT, SIGTERM].map { sig in
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            source.setEventHandler {
+            // The handler holds the trainer weakly: a dispatch queue must not
+            // own its last reference, or its communicators would be freed
+            // there, perhaps after MPI_Finalize.
+            source.setEventHandler { [weak trainer] in
                 // The other ranks wait: the first rank to exit makes mpirun
                 // kill the rest at once, and rank 0 needs a moment to write.
                 if !world.isRoot { sleep(5) }
-                if world.isRoot {
+                if world.isRoot, let trainer {
                     // A checkpoint or report being written now goes first:
                     // mpirun's SIGKILL may come before the partial report is out.
                     TemporaryFiles.removeAll()

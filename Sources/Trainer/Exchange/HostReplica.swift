@@ -86,6 +86,11 @@ final class HostReplica {
         return (0..<parts).map { ArenaSlice(offset: bounds[$0], count: bounds[$0 + 1] - bounds[$0]) }
     }
 
-    /// Releases the window; collective over the host.
-    func free() { memory.free() }
+    /// Releases the window and the replica's communicators; collective over
+    /// the group (the host's ranks, then the slice owners across hosts).
+    func free() {
+        memory.free()
+        across?.free()
+        host.free()
+    }
 }
