@@ -102,8 +102,9 @@ if part E4; then
         grep -E '^fit' "$O/fit_cluster.txt" || true
         two=()
         for f in c_allreduce c_host-shared c_host-shared_after; do [ -f "$O/$f.json" ] && two+=("$O/$f.json"); done
+        # The simulated hosts share this machine's cores.
         [ "${#two[@]}" -eq 0 ] || "$B" model "$O/w1.json" --fit "$O/fit_cluster.json" --ranks "1 2 4" --ranks-per-host 2 \
-            --cores-per-host "$(nproc)" --measured "${two[@]}" --markdown "$O/model_cluster.md" > /dev/null
+            --cores-per-host "$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))" --measured "${two[@]}" --markdown "$O/model_cluster.md" > /dev/null
         [ -f "$O/model_cluster.md" ] && sed -n '/## Measured vs predicted/,$p' "$O/model_cluster.md"
     fi
 fi

@@ -58,7 +58,7 @@ struct ModelCommand: ParsableCommand {
     var computeScale: Double = 1
     @Option(help: "Ranks on each host: host-shared (--exchange) reduces within a host; a flat allreduce crosses hosts.")
     var ranksPerHost = 1
-    @Option(help: "Cores on each host (default: enough for every rank's threads); threads beyond them share them, as the trainer's do.")
+    @Option(help: "Cores on each host (default: enough for every rank's threads); threads beyond them share them, as the trainer's do. Also used for the --measured runs (default: what each recorded), e.g. 1 for 2 hosts simulated on 2 cores.")
     var coresPerHost: Int?
     @Option(help: "The exchange asked for, as the trainer takes it: allreduce, host-shared or auto.")
     var exchange: ExchangeChoice = .auto

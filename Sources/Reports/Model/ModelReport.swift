@@ -93,9 +93,12 @@ public struct ModelReport: Sendable {
     }
 
     /// What a measured run's layout was, as the model takes it.
-    static func layout(of m: RunReport) -> ModelLayout {
+    /// `cores`: the cores per host given for the prediction, which win over
+    /// the run's own record (simulated hosts on one machine share its cores,
+    /// and each records them all).
+    static func layout(of m: RunReport, cores: Int? = nil) -> ModelLayout {
         let hosts = max(1, Set(m.hosts).count)
-        return ModelLayout(ranksPerHost: max(1, m.ranks / hosts), threadsPerRank: m.blasThreads, cores: m.coresPerHost,
+        return ModelLayout(ranksPerHost: max(1, m.ranks / hosts), threadsPerRank: m.blasThreads, cores: cores ?? m.coresPerHost,
                            exchange: m.exchange ?? .allreduce, overlap: m.overlap)
     }
 
@@ -109,7 +112,7 @@ public struct ModelReport: Sendable {
         for run in measured {
             let (path, m) = (run.path, run.report)
             let p = ScalingModel.step(profile: compute, cost: cost, ranks: m.ranks, batchPerRank: m.batchPerRank,
-                                      computeScale: computeScale, layout: Self.layout(of: m))
+                                      computeScale: computeScale, layout: Self.layout(of: m, cores: layout?.cores))
             let err = m.stepSeconds.mean > 0 ? (p.step - m.stepSeconds.mean) / m.stepSeconds.mean : 0
             let ran = (m.exchange ?? .allreduce).rawValue + (m.overlap ? ", overlapped" : "")
             rows.append([run.name, String(m.ranks), String(m.batchPerRank), String(Set(m.hosts).count), ran,
@@ -124,7 +127,7 @@ public struct ModelReport: Sendable {
         out += Markdown.table(["run", "ranks", "batch/rank", "hosts", "exchange", "measured step ms", "predicted ms", "error",
                                "measured allreduce ms", "predicted", "measured exposed ms", "predicted"], rows, leftColumns: 1)
         out.append("")
-        out.append("Each run is predicted for its own layout: its ranks per host, threads, the cores its host had, and the exchange and overlap it ran. "
+        out.append("Each run is predicted for its own layout: its ranks per host, threads, the cores its host had (or --cores-per-host when given), and the exchange and overlap it ran. "
                    + "error: (predicted − measured) / measured step time; measured times are the slowest rank's (step) and the ranks' mean (allreduce, exposed).")
         for n in notes { out.append("- note: \(n)") }
         return out
