@@ -9,7 +9,8 @@
 #      configuration that fits 2 cores (VGG-16 at 128, batch 2): one rank
 #      alone, fp32, PowerSGD --no-overlap.
 # Each row: step median, × the one-rank step of its part, bytes sent per
-# step per rank and their fp32 equivalent, compression seconds per step.
+# step per rank and the compression ratio (fp32 bytes / bytes sent),
+# compression seconds per step.
 # Reports and logs go to OUT (default runs/compression-<time>).
 #
 #   scripts/compression_bench.sh [--steps N] [--rank R] [--four] [OUT]
@@ -48,8 +49,8 @@ hold_lock
 P="--compression powersgd --powersgd-rank $rank"
 base=""
 row() {
-  "$B" summary "$O/$1.json" --field ranks,step_seconds.median,per_rank.exchange_bytes_per_step,per_rank.fp32_bytes_per_step,compression_seconds_per_step,exposed_seconds_per_step |
-    awk -F '\t' -v t="$1" -v b="$base" '{ printf "%-16s ranks %d  step median %.3f s  x one rank %s  sent/rank/step %.2f MiB (fp32 %s MiB)  compression %s s  exposed %.3f s\n", t, $1, $2, (b == "" ? "-" : sprintf("%.2f", $2 / b)), $3 / 1048576, ($4 == "" ? "-" : sprintf("%.2f", $4 / 1048576)), ($5 == "" ? "-" : sprintf("%.3f", $5)), $6 }'
+  "$B" summary "$O/$1.json" --field ranks,step_seconds.median,per_rank.exchange_bytes_per_step,compression_ratio,compression_seconds_per_step,exposed_seconds_per_step |
+    awk -F '\t' -v t="$1" -v b="$base" '{ printf "%-16s ranks %d  step median %.3f s  x one rank %s  sent/rank/step %.2f MiB (fp32 / sent %s)  compression %s s  exposed %.3f s\n", t, $1, $2, (b == "" ? "-" : sprintf("%.2f", $2 / b)), $3 / 1048576, ($4 == "" ? "-" : sprintf("%.0f", $4)), ($5 == "" ? "-" : sprintf("%.3f", $5)), $6 }'
 }
 one() { local name=$1; shift; "$B" "$@" --report "$O/$name.json" > "$O/$name.txt" 2>&1 || { echo "$name failed:"; tail -5 "$O/$name.txt"; return 1; }; row "$name"; }
 hosts() { local name=$1 n=$2; shift 2; VGGDP_BIN=$B bash scripts/cluster.sh run "$n" --rate 1gbit -- "$@" --report "$O/$name.json" > "$O/$name.txt" 2>&1 || { echo "$name failed:"; tail -5 "$O/$name.txt"; return 1; }; row "$name"; }
