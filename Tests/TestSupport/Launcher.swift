@@ -88,4 +88,21 @@ public enum Launcher {
         guard let range = text.range(of: "parameter checksum: ") else { return nil }
         return String(text[range.upperBound...].prefix(16))
     }
+
+    /// The vgg-dp processes whose command line holds `marker` and whose
+    /// environment holds one of `environment` (e.g. "OMPI_COMM_WORLD_RANK=1":
+    /// the rank Open MPI or Slurm's PMIx gave it), found through /proc.
+    public static func processes(marker: String, environment: [String]) -> [pid_t] {
+        let ids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return ids.compactMap { id -> pid_t? in
+            guard let pid = pid_t(id),
+                  let cmdline = FileManager.default.contents(atPath: "/proc/\(id)/cmdline"),
+                  let environ = FileManager.default.contents(atPath: "/proc/\(id)/environ") else { return nil }
+            let words = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            let env = Set(environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) })
+            guard words.contains(marker), words.first?.hasSuffix("vgg-dp") == true,
+                  environment.contains(where: env.contains) else { return nil }
+            return pid
+        }
+    }
 }

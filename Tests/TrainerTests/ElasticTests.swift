@@ -17,20 +17,9 @@ final class ElasticTests: XCTestCase {
         return String(text[range.upperBound...].prefix(16))
     }
 
-    /// The processes whose command line holds `marker` and whose environment
-    /// says they are MPI rank `rank` (Open MPI sets OMPI_COMM_WORLD_RANK).
+    /// The vgg-dp processes of MPI rank `rank` whose command line holds `marker`.
     func rankProcesses(marker: String, rank: Int) -> [pid_t] {
-        let ids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return ids.compactMap { id -> pid_t? in
-            guard let pid = pid_t(id),
-                  let cmdline = FileManager.default.contents(atPath: "/proc/\(id)/cmdline"),
-                  let environ = FileManager.default.contents(atPath: "/proc/\(id)/environ") else { return nil }
-            let words = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            let env = environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            guard words.contains(marker), words.first?.hasSuffix("vgg-dp") == true,
-                  env.contains("OMPI_COMM_WORLD_RANK=\(rank)") else { return nil }
-            return pid
-        }
+        Launcher.processes(marker: marker, environment: ["OMPI_COMM_WORLD_RANK=\(rank)"])
     }
 
     struct Job {

@@ -177,7 +177,7 @@ final class SlurmTests: XCTestCase {
         let deadline = Date().addingTimeInterval(300)
         while killed.isEmpty && p.isRunning && Date() < deadline {
             if FileManager.default.fileExists(atPath: checkpoint) {
-                killed = Self.processes(marker: marker, environment: ["OMPI_COMM_WORLD_RANK=1", "PMIX_RANK=1"])
+                killed = Launcher.processes(marker: marker, environment: ["OMPI_COMM_WORLD_RANK=1", "PMIX_RANK=1"])
                 for pid in killed { kill(pid, SIGKILL) }
             }
             usleep(20_000)
@@ -200,21 +200,5 @@ final class SlurmTests: XCTestCase {
         XCTAssertEqual(outside.status, 0, outside.all)
         XCTAssertTrue(outside.stdout.contains("parameter checksum: \(report.parameterChecksum)"),
                       "the restarted Slurm run ends as the uninterrupted one: \(report.parameterChecksum)\n\(outside.stdout)")
-    }
-
-    /// Processes of vgg-dp whose command line holds `marker` and whose
-    /// environment holds one of `environment`.
-    static func processes(marker: String, environment: [String]) -> [pid_t] {
-        let ids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return ids.compactMap { id -> pid_t? in
-            guard let pid = pid_t(id),
-                  let cmdline = FileManager.default.contents(atPath: "/proc/\(id)/cmdline"),
-                  let environ = FileManager.default.contents(atPath: "/proc/\(id)/environ") else { return nil }
-            let words = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            let env = Set(environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) })
-            guard words.contains(marker), words.first?.hasSuffix("vgg-dp") == true,
-                  environment.contains(where: env.contains) else { return nil }
-            return pid
-        }
     }
 }
