@@ -163,6 +163,8 @@ public enum Checkpoint {
         guard try readAll(fd, &json, folder: folder) else { throw corrupted }
         json.withUnsafeBytes { hash.add($0) }
         guard let header = try? JSONDecoder().decode(CheckpointHeader.self, from: Data(json)) else { throw corrupted }
+        // Short of its own parameters and momentum, whatever the settings: a truncated file.
+        guard header.parameters >= 0, size >= prefixBytes + jsonLength + 8 * header.parameters + 8 else { throw corrupted }
         try check(header)
         let floats = (size - prefixBytes - jsonLength - 8) / 4
         let expected = sections.reduce(0) { $0 + $1.count } + relayFloats
