@@ -9,9 +9,12 @@
 #      against host-shared (overlapped with backward, the default across
 #      hosts, and after backward), with the bytes each host's link carried;
 #   E4 the model against E1-E3: allreduce-bench fits (2 ranks on this host;
-#      with --cluster, 2 simulated hosts x 1 rank at 1 Gbit/s), then
-#      `vgg-dp model` from E1's one-rank profile with the measured runs
-#      (each predicted for its own layout). Needs E1-E3's reports in OUT.
+#      with --cluster, 2 simulated hosts x 1 rank at 1 Gbit/s); co-run
+#      profiles (2, and 4, copies of the one-rank run at once; the slowest
+#      copy's report is the compute of ranks that share a host that way);
+#      then `vgg-dp model` from E1's one-rank profile and the co-run
+#      profiles with the measured runs (each predicted for its own layout).
+#      Needs E1-E3's reports in OUT.
 # "after bwd" is the optimizer column: everything after backward (exchange
 # and update). PSS is summed over the ranks. Reports and logs go to OUT
 # (default runs/exchange-<time>). OPENBLAS_CORETYPE is left as set; every
@@ -90,10 +93,22 @@ if part E4; then
     bash scripts/launch.sh -n 2 -- allreduce-bench --iterations 3 --min-bytes 1048576 --json "$O/fit_host.json" > "$O/fit_host.txt" 2>&1 \
         || { tail -5 "$O/fit_host.txt"; die "allreduce-bench on this host failed"; }
     grep -E '^fit' "$O/fit_host.txt" || true
+    # K one-rank copies at once, unconnected: compute under the contention of K ranks on this host.
+    corun() {
+        local k=$1 i pids=() f
+        for i in $(seq 1 "$k"); do
+            bash scripts/launch.sh -n 1 -- $A --report "$O/corun${k}_$i.json" > "$O/corun${k}_$i.txt" 2>&1 & pids+=("$!")
+        done
+        for i in "${pids[@]}"; do wait "$i" || die "a co-run copy of $k failed (see $O/corun${k}_*.txt)"; done
+        for f in "$O"/corun"${k}"_*.json; do echo "$("$B" summary "$f" --field step_seconds.mean) $f"; done | sort -g | tail -1 | cut -d' ' -f2
+    }
+    corun2=$(corun 2); corun4=$(corun 4)
+    for f in "$corun2" "$corun4"; do summ "$(basename "$f" .json)"; done
+    co=(--corun "2:$corun2" --corun "4:$corun4")
     one=()
     for f in w2_allreduce w2_hostshared m4_allreduce m4_hostshared; do [ -f "$O/$f.json" ] && one+=("$O/$f.json"); done
     [ "${#one[@]}" -eq 0 ] || "$B" model "$O/w1.json" --fit "$O/fit_host.json" --ranks "1 2 4" --ranks-per-host 4 \
-        --cores-per-host "$(nproc)" --measured "${one[@]}" --markdown "$O/model_host.md" > /dev/null
+        --cores-per-host "$(nproc)" "${co[@]}" --measured "${one[@]}" --markdown "$O/model_host.md" > /dev/null
     [ -f "$O/model_host.md" ] && sed -n '/## Measured vs predicted/,$p' "$O/model_host.md"
     if [ "$cluster" -eq 1 ]; then
         VGGDP_BIN=$(realpath "$B") bash scripts/cluster.sh run 2 --rate 1gbit --down -- allreduce-bench --iterations 2 \
@@ -104,7 +119,7 @@ if part E4; then
         for f in c_allreduce c_host-shared c_host-shared_after; do [ -f "$O/$f.json" ] && two+=("$O/$f.json"); done
         # The simulated hosts share this machine's cores.
         [ "${#two[@]}" -eq 0 ] || "$B" model "$O/w1.json" --fit "$O/fit_cluster.json" --ranks "1 2 4" --ranks-per-host 2 \
-            --cores-per-host "$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))" --measured "${two[@]}" --markdown "$O/model_cluster.md" > /dev/null
+            --cores-per-host "$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))" "${co[@]}" --measured "${two[@]}" --markdown "$O/model_cluster.md" > /dev/null
         [ -f "$O/model_cluster.md" ] && sed -n '/## Measured vs predicted/,$p' "$O/model_cluster.md"
     fi
 fi

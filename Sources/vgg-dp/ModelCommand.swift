@@ -64,6 +64,8 @@ struct ModelCommand: ParsableCommand {
     var exchange: ExchangeChoice = .auto
     @Flag(inversion: .prefixedNo, help: "Overlap as the trainer's --overlap / --no-overlap (default: what the trainer picks for the layout).")
     var overlap: Bool? = nil
+    @Option(help: ArgumentHelp("K:FILE, repeatable: FILE is a one-rank report of the profile's run measured while K copies of it ran at once on its machine (scripts/exchange_bench.sh E4 makes them). Hosts of 2 or more ranks with as many threads per core take their compute from it: core sharing and memory contention measured, not modelled.", valueName: "K:FILE"))
+    var corun: [String] = []
     @Option(help: "Rebuild the bucket plan with this bucket size in MiB (default: the profile's plan).")
     var bucketMb: Double?
     @Option(parsing: .upToNextOption, help: ArgumentHelp("Measured run reports to compare with the model's prediction at their rank count and batch.", valueName: "RUN.json"))
@@ -108,8 +110,9 @@ struct ModelCommand: ParsableCommand {
         let counts = try parseRanks(ranks)
         guard ranksPerHost >= 1 else { throw TrainerError.usage("--ranks-per-host must be at least 1, got \(ranksPerHost)") }
         if let c = coresPerHost, c < 1 { throw TrainerError.usage("--cores-per-host must be at least 1, got \(c)") }
+        let coRuns = try corun.map { try loadCoRun($0, profile: report) }
         let layout = ModelLayout(ranksPerHost: ranksPerHost, threadsPerRank: report.blasThreads, cores: coresPerHost,
-                                 exchange: exchange, overlap: overlap)
+                                 exchange: exchange, overlap: overlap, coRuns: coRuns.map(\.profile))
         let study: ModelStudy
         switch kind {
         case .weak:
@@ -141,7 +144,7 @@ struct ModelCommand: ParsableCommand {
         let links = pngs.map { ScalingStudy.Plot(title: Plotter.title($0), path: relativePath(to: $0, fromFolder: from)) }
         let text = ModelReport(profilePath: profile, profile: report, compute: compute, cost: cost, costSource: source,
                                study: study, computeScale: computeScale, rebuiltBucketMb: bucketMb, measured: runs,
-                               layout: layout)
+                               layout: layout, coRunPaths: coRuns.map(\.path))
             .markdown(plots: links)
         if let markdown {
             try writeAtomically(Data(text.utf8), to: markdown)
@@ -159,6 +162,26 @@ struct ModelCommand: ParsableCommand {
         } catch let e as TrainerError {
             throw TrainerError.usage("\(what) " + e.description.replacingOccurrences(of: "report: ", with: ""))
         }
+    }
+
+    /// A `--corun K:FILE`: FILE's compute, checked to be the profile's run on a
+    /// machine whose cores it recorded.
+    func loadCoRun(_ text: String, profile: RunReport) throws -> (profile: CoRunProfile, path: String) {
+        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let copies = Int(parts[0]), copies >= 2, !parts[1].isEmpty else {
+            throw TrainerError.usage("--corun takes K:FILE with K ≥ 2 copies that ran at once, e.g. 2:runs/corun2.json, got '\(text)'")
+        }
+        let path = parts[1]
+        let r = try loadRun(path, what: "--corun")
+        guard r.model == profile.model, r.imageSize == profile.imageSize, r.widthDivisor == profile.widthDivisor,
+              r.batchPerRank == profile.batchPerRank, r.blasThreads == profile.blasThreads, r.mode == profile.mode,
+              r.compression == profile.compression else {
+            throw TrainerError.usage("--corun \(path) is not the profile's run (model, image size, width, batch, threads, mode and compression must match)")
+        }
+        guard let cores = r.coresPerHost else {
+            throw TrainerError.usage("--corun \(path) does not record its machine's cores (cores_per_host); measure it again with this vgg-dp")
+        }
+        return (CoRunProfile(compute: try ComputeProfile(report: r), copies: copies, cores: cores, threadsPerRank: r.blasThreads), path)
     }
 
     /// α and β, and a line saying where they come from.

@@ -326,6 +326,35 @@ final class ScalingModelTests: XCTestCase {
         XCTAssertEqual(s.step, 1 + 3 + 43.6, accuracy: 1e-12)
     }
 
+    func testACoRunProfileGivesTheComputeOfHostsAtItsLoad() {
+        // Measured with 4 copies on 2 cores: backward 11 (not 2 × 9), data 0.6, forward 1.8, optimizer 1.
+        // The base plan is kept; the allreduce's copies still share the cores (× 2): A 18 s, B 6 s.
+        // 11 + 18 → 29 + 0.75 (A's update) → 29.75 + 6 → 35.75 + 0.25 → 36, after data and forward.
+        let p = profile(buckets: twoBuckets)
+        let measured = ComputeProfile(batchPerRank: 2, data: 0.6, forward: 1.8, layerBackward: [5, 2.5, 3.5], optimizer: 1,
+                                      buckets: oneBucket, overlap: false)
+        let four = CoRunProfile(compute: measured, copies: 4, cores: 2, threadsPerRank: 1)
+        var pair = four
+        pair.copies = 2
+        let layout = ModelLayout(ranksPerHost: 4, threadsPerRank: 1, cores: 2, exchange: .allreduce, coRuns: [pair, four])
+        let s = ScalingModel.step(profile: p, cost: slow, ranks: 4, batchPerRank: 2, layout: layout)
+        XCTAssertEqual(s.coRunCopies, 4, "4 ranks on 2 cores: 2 threads per core, as when the 4 copies ran")
+        XCTAssertEqual(s.backward, 11, accuracy: 1e-12)
+        XCTAssertEqual(s.buckets.count, 2, "the profile's bucket plan")
+        XCTAssertEqual(s.allreduce, 24, accuracy: 1e-12)
+        XCTAssertEqual(s.step, 0.6 + 1.8 + 36, accuracy: 1e-12)
+        let one = ScalingModel.step(profile: p, cost: slow, ranks: 1, batchPerRank: 2, layout: layout)
+        XCTAssertNil(one.coRunCopies, "a rank alone on its host runs the profile's compute")
+        XCTAssertEqual(one.backward, 9, accuracy: 1e-12)
+        var two = layout
+        two.ranksPerHost = 2
+        XCTAssertEqual(ScalingModel.step(profile: p, cost: slow, ranks: 2, batchPerRank: 2, layout: two).coRunCopies, 2)
+        two.coRuns = [four]
+        let none = ScalingModel.step(profile: p, cost: slow, ranks: 2, batchPerRank: 2, layout: two)
+        XCTAssertNil(none.coRunCopies, "no co-run at 1 thread per core: the profile's compute")
+        XCTAssertEqual(none.backward, 9, accuracy: 1e-12)
+    }
+
     func testHostSharedOnOneHostIsOnePassThroughMemory() {
         // The profile's optimizer moves 5 × 32 bytes in 0.8 s: 0.005 s per byte. With 2 ranks each sums and
         // updates its half in one pass of G + 4G/2 = 3 bytes per gradient byte: A 24 bytes 0.36 s, B 0.12 s.

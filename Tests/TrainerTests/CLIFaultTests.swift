@@ -274,6 +274,33 @@ final class CLIFaultTests: XCTestCase {
         }
     }
 
+    /// `vgg-dp model --corun K:FILE`: the co-run compute is used for hosts at
+    /// its load and named in the document; a malformed K:FILE, or a report of
+    /// another run, is refused with one message.
+    func testModelTakesACoRunProfileAndRefusesAnotherRun() throws {
+        let profile = path("one.json"), corun = path("corun.json"), other = path("other.json")
+        for (file, batch) in [(profile, "2"), (corun, "2"), (other, "1")] {
+            let r = try Launcher.run(tiny + ["--mode", "train", "--batch-size", batch, "--warmup", "0", "--steps", "2", "--report", file])
+            XCTAssertEqual(r.status, 0, r.all)
+        }
+        let cores = try XCTUnwrap(try RunReport.read(from: corun).coresPerHost)
+        let base = ["model", profile, "--link", "1gbit", "--latency", "50us", "--ranks", "1 2", "--ranks-per-host", "2",
+                    "--cores-per-host", String(cores)]
+        let ok = try Launcher.run(base + ["--corun", "2:" + corun])
+        XCTAssertEqual(ok.status, 0, ok.all)
+        XCTAssertTrue(ok.stdout.contains("- co-run: \(corun): 2 copies at once on \(cores) cores"), ok.all)
+        for (args, message) in [
+            (["--corun", corun], "--corun takes K:FILE with K ≥ 2 copies"),
+            (["--corun", "1:" + corun], "--corun takes K:FILE with K ≥ 2 copies"),
+            (["--corun", "2:" + other], "--corun \(other) is not the profile's run"),
+        ] {
+            let r = try Launcher.run(base + args)
+            XCTAssertEqual(r.status, 2, "\(args): \(r.all)")
+            XCTAssertTrue(r.stderr.contains(message), "\(args): \(r.all)")
+            XCTAssertEqual(ourErrors(r.stderr).count, 1, r.stderr)
+        }
+    }
+
     // MARK: - 9. --threads beyond OpenBLAS
 
     func testThreadsBeyondOpenBLASAreClampedAndReported() throws {

@@ -52,6 +52,38 @@ final class PowerSGDTests: XCTestCase {
         XCTAssertTrue(zero.allSatisfy { $0 == 0 })
     }
 
+    /// Q = Mᵀ·P and the decompression (M̂ = P·Qᵀ, memory = M − s·M̂, M = M̂)
+    /// against double-precision sums, on shapes that leave remainders: rows
+    /// not a multiple of the four the kernels take at once, columns not a
+    /// multiple of eight, ranks 1 to 5.
+    func testProjectBackAndDecompressMatchDoublePrecisionOnRaggedShapes() {
+        for (rows, cols, rank) in [(1, 3, 1), (7, 13, 3), (9, 16, 4), (14, 40, 5), (4, 8, 2), (33, 71, 4)] {
+            var m = [Float](repeating: 0, count: rows * cols), p = [Float](repeating: 0, count: rows * rank)
+            m.withUnsafeMutableBufferPointer { fill($0.baseAddress!, count: rows * cols, key: 21) }
+            p.withUnsafeMutableBufferPointer { fill($0.baseAddress!, count: rows * rank, key: 22) }
+            var q = [Float](repeating: .nan, count: cols * rank), scratch = [Float](repeating: .nan, count: rank * cols)
+            LowRank.projectBack(m: m, rows: rows, cols: cols, p: p, rank: rank, into: &q, scratch: &scratch)
+            for c in 0..<cols {
+                for j in 0..<rank {
+                    let want = (0..<rows).reduce(0.0) { $0 + Double(m[$1 * cols + c]) * Double(p[$1 * rank + j]) }
+                    XCTAssertEqual(Double(q[c * rank + j]), want, accuracy: 1e-5 * Double(rows), "Q[\(c),\(j)] of \(rows)×\(cols) rank \(rank)")
+                }
+            }
+            var memory = [Float](repeating: .nan, count: rows * cols), mhat = m
+            let scale: Float = 0.5
+            LowRank.decompress(p: p, q: q, rows: rows, cols: cols, rank: rank, scale: scale, m: &mhat, memory: &memory,
+                               scratch: &scratch)
+            for r in 0..<rows {
+                for c in 0..<cols {
+                    let want = (0..<rank).reduce(0.0) { $0 + Double(p[r * rank + $1]) * Double(q[c * rank + $1]) }
+                    let at = r * cols + c
+                    XCTAssertEqual(Double(mhat[at]), want, accuracy: 1e-5 * Double(rank), "M̂[\(r),\(c)] of \(rows)×\(cols) rank \(rank)")
+                    XCTAssertEqual(memory[at], m[at] - scale * mhat[at], "memory = M − s·M̂ at [\(r),\(c)]")
+                }
+            }
+        }
+    }
+
     func testARankRMatrixIsReproducedByRankRPowerSGD() throws {
         let rows = 96, cols = 40, rank = 4
         for size in [1, 2] {

@@ -21,10 +21,12 @@ public struct ModelReport: Sendable {
     public var measured: [LoadedRun]
     /// The layout predicted; nil: one rank per host, the profile's overlap.
     public var layout: ModelLayout? = nil
+    /// The files of `layout`'s co-run profiles, in their order.
+    public var coRunPaths: [String] = []
 
     public init(profilePath: String, profile: RunReport, compute: ComputeProfile, cost: LinkCost, costSource: String,
                 study: ModelStudy, computeScale: Double, rebuiltBucketMb: Double?, measured: [LoadedRun],
-                layout: ModelLayout? = nil) {
+                layout: ModelLayout? = nil, coRunPaths: [String] = []) {
         self.profilePath = profilePath
         self.profile = profile
         self.compute = compute
@@ -35,6 +37,7 @@ public struct ModelReport: Sendable {
         self.rebuiltBucketMb = rebuiltBucketMb
         self.measured = measured
         self.layout = layout
+        self.coRunPaths = coRunPaths
     }
 
     /// The document; `plots` are linked as given (paths relative to the
@@ -62,6 +65,13 @@ public struct ModelReport: Sendable {
                        + (l.cores.map { "\($0) cores per host" } ?? "enough cores for every thread")
                        + ", --exchange \(l.exchange.rawValue)" + (l.overlap.map { $0 ? ", --overlap" : ", --no-overlap" } ?? "")
                        + "; per row the exchange and overlap the trainer would pick (host-shared reduces within a host at the memory bandwidth of the profile's optimizer pass)")
+            for (k, c) in l.coRuns.enumerated() {
+                let path = k < coRunPaths.count ? coRunPaths[k] : "?"
+                let own = c.compute.data + c.compute.forward + c.compute.backward + c.compute.optimizer
+                let base = compute.data + compute.forward + compute.backward + compute.optimizer
+                out.append("- co-run: \(path): \(c.copies) copies at once on \(c.cores) cores (\(Text.fixed(c.load, 2)) threads per core); compute \(ms(own)) ms per step, "
+                           + "×\(Text.fixed(base > 0 ? own / base : 0, 2)) the profile's; used for hosts of 2 or more ranks at that load")
+            }
         } else {
             out.append("- one rank per host")
         }
@@ -96,10 +106,10 @@ public struct ModelReport: Sendable {
     /// `cores`: the cores per host given for the prediction, which win over
     /// the run's own record (simulated hosts on one machine share its cores,
     /// and each records them all).
-    static func layout(of m: RunReport, cores: Int? = nil) -> ModelLayout {
+    static func layout(of m: RunReport, cores: Int? = nil, coRuns: [CoRunProfile] = []) -> ModelLayout {
         let hosts = max(1, Set(m.hosts).count)
         return ModelLayout(ranksPerHost: max(1, m.ranks / hosts), threadsPerRank: m.blasThreads, cores: cores ?? m.coresPerHost,
-                           exchange: m.exchange ?? .allreduce, overlap: m.overlap)
+                           exchange: m.exchange ?? .allreduce, overlap: m.overlap, coRuns: coRuns)
     }
 
     /// Each measured run against the prediction at its rank count and batch.
@@ -112,11 +122,11 @@ public struct ModelReport: Sendable {
         for run in measured {
             let (path, m) = (run.path, run.report)
             let p = ScalingModel.step(profile: compute, cost: cost, ranks: m.ranks, batchPerRank: m.batchPerRank,
-                                      computeScale: computeScale, layout: Self.layout(of: m, cores: layout?.cores))
+                                      computeScale: computeScale, layout: Self.layout(of: m, cores: layout?.cores, coRuns: layout?.coRuns ?? []))
             let err = m.stepSeconds.mean > 0 ? (p.step - m.stepSeconds.mean) / m.stepSeconds.mean : 0
             let ran = (m.exchange ?? .allreduce).rawValue + (m.overlap ? ", overlapped" : "")
             rows.append([run.name, String(m.ranks), String(m.batchPerRank), String(Set(m.hosts).count), ran,
-                         ms(m.stepSeconds.mean), ms(p.step), (err >= 0 ? "+" : "") + Text.fixed(100 * err, 1) + "%",
+                         p.coRunCopies.map { "co-run \($0)" } ?? "profile", ms(m.stepSeconds.mean), ms(p.step), (err >= 0 ? "+" : "") + Text.fixed(100 * err, 1) + "%",
                          ms(m.allreduceSecondsPerStep), ms(p.allreduce), ms(m.exposedSecondsPerStep), ms(p.exposed)])
             if m.model != r.model || m.imageSize != r.imageSize || m.widthDivisor != r.widthDivisor || m.classes != r.classes {
                 notes.append("\(path) is \(m.model.rawValue) \(m.imageSize)×\(m.imageSize) ÷\(m.widthDivisor), the profile \(r.model.rawValue) \(r.imageSize)×\(r.imageSize) ÷\(r.widthDivisor)")
@@ -124,11 +134,11 @@ public struct ModelReport: Sendable {
             if !m.complete { notes.append("\(path) is marked incomplete (\(m.note ?? "no reason recorded")): its times cover only the steps it ran") }
             if m.bucketMb != r.bucketMb && rebuiltBucketMb == nil { notes.append("\(path) used \(m.bucketMb) MiB buckets, the profile \(r.bucketMb)") }
         }
-        out += Markdown.table(["run", "ranks", "batch/rank", "hosts", "exchange", "measured step ms", "predicted ms", "error",
+        out += Markdown.table(["run", "ranks", "batch/rank", "hosts", "exchange", "compute", "measured step ms", "predicted ms", "error",
                                "measured allreduce ms", "predicted", "measured exposed ms", "predicted"], rows, leftColumns: 1)
         out.append("")
         out.append("Each run is predicted for its own layout: its ranks per host, threads, the cores its host had (or --cores-per-host when given), and the exchange and overlap it ran. "
-                   + "error: (predicted − measured) / measured step time; measured times are the slowest rank's (step) and the ranks' mean (allreduce, exposed).")
+                   + "compute: the profile's, or the co-run profile of that many copies; error: (predicted − measured) / measured step time; measured times are the slowest rank's (step) and the ranks' mean (allreduce, exposed).")
         for n in notes { out.append("- note: \(n)") }
         return out
     }

@@ -79,9 +79,33 @@ public struct StepPrediction: Equatable, Sendable {
     /// The exchange predicted (allreduce, or host-shared) and whether it overlaps backward.
     public var exchange: ExchangeChoice = .allreduce
     public var overlap = false
+    /// The co-run profile the compute came from (its copies); nil: the one-rank profile.
+    public var coRunCopies: Int? = nil
     public var imagesPerSecond: Double { step > 0 ? Double(globalBatch) / step : 0 }
     /// The optimizer phase as the trainer measures it: update plus waits.
     public var optimizerPhase: Double { update + exposed }
+}
+
+/// A one-rank profile measured while `copies` copies of the same run (it
+/// among them) shared a machine of `cores` cores: the compute of ranks that
+/// load a host's cores and memory as heavily, the sharing of the cores and
+/// the contention for caches and memory bandwidth measured rather than
+/// modelled.
+public struct CoRunProfile: Equatable, Sendable {
+    public var compute: ComputeProfile
+    public var copies: Int
+    public var cores: Int
+    public var threadsPerRank: Int
+
+    public init(compute: ComputeProfile, copies: Int, cores: Int, threadsPerRank: Int) {
+        self.compute = compute
+        self.copies = copies
+        self.cores = cores
+        self.threadsPerRank = threadsPerRank
+    }
+
+    /// Threads per core while it was measured.
+    public var load: Double { Double(copies * threadsPerRank) / Double(max(cores, 1)) }
 }
 
 /// Where the predicted ranks sit and which exchange is asked for; the model
@@ -96,14 +120,26 @@ public struct ModelLayout: Equatable, Sendable {
     public var exchange: ExchangeChoice
     /// --overlap / --no-overlap as given; nil: the trainer's default.
     public var overlap: Bool?
+    /// Compute measured under co-running copies; a host of 2 or more ranks
+    /// takes the one whose threads per core match its own.
+    public var coRuns: [CoRunProfile]
 
     public init(ranksPerHost: Int = 1, threadsPerRank: Int = 1, cores: Int? = nil, exchange: ExchangeChoice = .auto,
-                overlap: Bool? = nil) {
+                overlap: Bool? = nil, coRuns: [CoRunProfile] = []) {
         self.ranksPerHost = ranksPerHost
         self.threadsPerRank = threadsPerRank
         self.cores = cores
         self.exchange = exchange
         self.overlap = overlap
+        self.coRuns = coRuns
+    }
+
+    /// The co-run profile for ranks placed as `placed`: 2 or more ranks on a
+    /// host, as many threads per core as when it was measured.
+    public func coRun(for placed: RankLayout) -> CoRunProfile? {
+        guard placed.ranksPerHost >= 2 else { return nil }
+        let load = Double(placed.ranksPerHost * placed.threadsPerRank) / Double(max(placed.cores, 1))
+        return coRuns.first { abs($0.load - load) < 1e-9 && $0.threadsPerRank == placed.threadsPerRank }
     }
 
     /// The trainer's layout for `ranks` ranks (fewer than `ranksPerHost` fill one host).
@@ -135,15 +171,20 @@ public struct ModelLayout: Equatable, Sendable {
 ///   the H hosts at once, sharing the host's link (2(H−1)·α + 2((H−1)/H)·G·β
 ///   in all), bucket by bucket during backward when it overlaps, then each
 ///   rank updates its slice (the optimizer's time ÷ L).
-/// Memory-bandwidth contention between ranks is not modelled.
+/// Memory-bandwidth and cache contention between ranks is not modelled but
+/// measured: where the layout holds a co-run profile for the host's load
+/// (`CoRunProfile`), its compute replaces the profile's (buckets kept) and
+/// the threads ÷ cores factor is not applied to compute again.
 public enum ScalingModel {
     /// `computeScale` multiplies every compute time (hosts faster or slower
     /// than the profiled one, or sharing cores). Data, forward and backward
     /// scale with the batch per rank (linear in the batch); the optimizer
     /// does not.
-    public static func step(profile p: ComputeProfile, cost: LinkCost, ranks: Int, batchPerRank: Int,
+    public static func step(profile base: ComputeProfile, cost: LinkCost, ranks: Int, batchPerRank: Int,
                             computeScale: Double = 1, layout: ModelLayout? = nil) -> StepPrediction {
         let placed = layout?.ranks(ranks)
+        let coRun = placed.flatMap { layout!.coRun(for: $0) }
+        let p = coRun.map { $0.compute.with(buckets: base.buckets) } ?? base
         let shared = ranks > 1 && (layout.map { placed!.runsHostShared($0.exchange) } ?? false)
         let overlap: Bool
         if let l = layout, let w = placed {
@@ -151,7 +192,8 @@ public enum ScalingModel {
         } else {
             overlap = ranks > 1 && p.overlap
         }
-        let cpu = computeScale * (placed?.oversubscription ?? 1)
+        let sharing = placed?.oversubscription ?? 1
+        let cpu = computeScale * (coRun == nil ? sharing : 1)
         let f = cpu * Double(batchPerRank) / Double(p.batchPerRank)
         let layers = p.layerBackward.map { $0 * f }
         let backward = layers.reduce(0, +)
@@ -181,7 +223,7 @@ public enum ScalingModel {
                 update = p.optimizer * cpu / l
             }
         } else {
-            let copies = oneHost ? cpu : 1
+            let copies = oneHost ? computeScale * sharing : 1
             exchange = { b in cost.allreduceSeconds(bytes: Double(b.bytes), ranks: ranks) * copies }
         }
 
@@ -220,7 +262,8 @@ public enum ScalingModel {
         let data = p.data * f, forward = p.forward * f
         return StepPrediction(ranks: ranks, batchPerRank: batchPerRank, data: data, forward: forward, backward: backward,
                               update: update, allreduce: allreduce, exposed: exposed, step: data + forward + t,
-                              buckets: timings, exchange: shared ? .hostShared : .allreduce, overlap: overlap)
+                              buckets: timings, exchange: shared ? .hostShared : .allreduce, overlap: overlap,
+                              coRunCopies: coRun?.copies)
     }
 
     /// Strong (global batch split over the ranks) or weak (batch per rank

@@ -57,7 +57,9 @@ final class PowerSGD {
     /// Error-feedback memory of every compressed layer, then every Q (in bucket order).
     let state: FloatArena
     let pack: FloatArena
-    /// A block of rows of one M̂ while it is formed (`tileFloats`).
+    /// One layer's Qᵀ (rank×cols) while Q = Mᵀ·P is summed and while M̂
+    /// is formed; its size (at least `tileFloats`) also sets how many rows
+    /// of M one block of P = M·Q reads while they are in cache.
     let tile: FloatArena
     static let tileFloats = 1 << 16
     /// Floats of error-feedback memory: `state[0 ..< memoryCount]`; the Q's follow.
@@ -120,7 +122,7 @@ final class PowerSGD {
         state = FloatArena(count: plan.state)
         memoryCount = plan.memory
         pack = FloatArena(count: plan.pack)
-        tile = FloatArena(count: max(Self.tileFloats, plan.layouts.flatMap(\.factors).map(\.cols).max() ?? 0))
+        tile = FloatArena(count: max(Self.tileFloats, settings.rank * (plan.layouts.flatMap(\.factors).map(\.cols).max() ?? 0)))
         floatsPerStep = plan.layouts.reduce(0) { $0 + $1.packCount + $1.qCount }
         self.seed = seed
         bucketSeconds = Array(repeating: 0, count: buckets.count)
@@ -190,12 +192,13 @@ final class PowerSGD {
         }
         for f in layout.factors {
             LowRank.orthonormalize(p + f.p, rows: f.rows, rank: r)
-            LowRank.projectBack(m: g + f.weights, rows: f.rows, cols: f.cols, p: p + f.p, rank: r, into: s + f.q)
+            LowRank.projectBack(m: g + f.weights, rows: f.rows, cols: f.cols, p: p + f.p, rank: r, into: s + f.q,
+                                scratch: tile.base)
         }
         try allreduce(s + layout.qOffset, layout.qCount)
         for f in layout.factors {
             LowRank.decompress(p: p + f.p, q: s + f.q, rows: f.rows, cols: f.cols, rank: r, scale: 1 / Float(n),
-                               m: g + f.weights, memory: s + f.memory, tile: tile.base, blockRows: blockRows(f))
+                               m: g + f.weights, memory: s + f.memory, scratch: tile.base)
         }
         let compute = Clock.now() - t0 - communicate
         computeSeconds += compute
