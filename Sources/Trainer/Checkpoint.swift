@@ -36,6 +36,9 @@ public struct CheckpointHeader: Codable, Equatable, Sendable {
     /// compression the sections after momentum are the compressor's state
     /// (rank 0's error-feedback memory and the Q's), then the memory of
     /// ranks 1 ..< `ranks`, and the checkpoint resumes only on as many ranks.
+    /// With host-shared across hosts ("…, host-shared across H hosts") each
+    /// rank compresses its own slice: every rank's whole state (memory and
+    /// Q's) follows rank 0's, in rank order.
     public var compression: String? = nil
 }
 
@@ -49,14 +52,18 @@ public enum Checkpoint {
     /// checkpoint allocates no copy of it.
     static let pieceBytes = 4 << 20
 
-    public static func header(config: TrainConfig, ranks: Int, nextStep: Int, parameters: FloatArena) -> CheckpointHeader {
+    /// `sharedHosts`: the hosts of a host-shared run (nil: a replica per rank).
+    public static func header(config: TrainConfig, ranks: Int, nextStep: Int, parameters: FloatArena,
+                              sharedHosts: Int? = nil) -> CheckpointHeader {
         let n = config.network
         return CheckpointHeader(model: n.model.rawValue, imageSize: n.imageSize, classes: n.classes,
                                 widthDivisor: n.widthDivisor, seed: config.seed, globalBatch: config.batchPerRank * ranks,
                                 optimizer: config.optimizer, datasetSize: config.datasetSize, nextStep: nextStep,
                                 parameters: parameters.count, ranks: ranks,
                                 parameterChecksum: Checksum.hex(Checksum.of(parameters)),
-                                compression: config.compression?.description)
+                                compression: config.compression.map { c in
+                                    c.description + (sharedHosts.map { ", host-shared across \($0) hosts" } ?? "")
+                                })
     }
 
     /// Floats that reach the file through a piece buffer instead of from an
@@ -247,8 +254,8 @@ public enum Checkpoint {
     }
 
     /// Refuses a checkpoint written with other settings.
-    public static func check(_ h: CheckpointHeader, against config: TrainConfig, ranks: Int) throws {
-        let mine = header(config: config, ranks: ranks, nextStep: 0, parameters: FloatArena(count: 0))
+    public static func check(_ h: CheckpointHeader, against config: TrainConfig, ranks: Int, sharedHosts: Int? = nil) throws {
+        let mine = header(config: config, ranks: ranks, nextStep: 0, parameters: FloatArena(count: 0), sharedHosts: sharedHosts)
         var differences: [String] = []
         if h.model != mine.model { differences.append("model \(h.model) vs \(mine.model)") }
         if h.imageSize != mine.imageSize { differences.append("image size \(h.imageSize) vs \(mine.imageSize)") }

@@ -17,8 +17,13 @@ struct Checkpointing {
     let holders: World?
     /// PowerSGD's state: the Q's (the same on every rank) and each rank's own
     /// error-feedback memory, which rank 0 receives and writes after its own
-    /// (and sends back on resume), piece by piece.
+    /// (and sends back on resume), piece by piece. With host-shared each
+    /// rank compresses its own slice: its whole state travels (`relayed`).
     let compressor: PowerSGD?
+    /// Per rank, the floats of its state that rank 0 writes after its own.
+    let relayed: [Int]
+    /// The hosts of a host-shared run with compression (nil otherwise).
+    let sharedHosts: Int?
 
     init(group: World, config: TrainConfig, watchdog: Watchdog?, replica: HostReplica?, compressor: PowerSGD? = nil) throws {
         self.group = group
@@ -31,6 +36,13 @@ struct Checkpointing {
             holders = replica.localRank == 0 ? leaders : nil
         } else {
             holders = group
+        }
+        if let c = compressor, let replica {
+            sharedHosts = group.size / replica.host.size
+            relayed = try group.allgather(UInt64(c.state.count)).map { Int($0) }
+        } else {
+            sharedHosts = nil
+            relayed = Array(repeating: compressor?.memoryCount ?? 0, count: group.size)
         }
     }
 
@@ -51,10 +63,11 @@ struct Checkpointing {
         if group.isRoot {
             var received = Array(repeating: 0, count: group.size)
             do {
-                let header = Checkpoint.header(config: config, ranks: group.size, nextStep: nextStep, parameters: parameters)
-                let relays = compressor.map { c in
+                let header = Checkpoint.header(config: config, ranks: group.size, nextStep: nextStep, parameters: parameters,
+                                               sharedHosts: sharedHosts)
+                let relays = compressor.map { _ in
                     (1..<max(group.size, 1)).map { r in
-                        Checkpoint.Relay(count: c.memoryCount) { buffer, _, n in
+                        Checkpoint.Relay(count: relayed[r]) { buffer, _, n in
                             try group.receive(buffer, count: n, from: r)
                             received[r] += n
                         }
@@ -66,12 +79,12 @@ struct Checkpointing {
                 verdict.error = "\(error)"
             }
             // A failed write still takes every piece the other ranks send.
-            if let c = compressor, verdict.error != nil {
+            if compressor != nil, verdict.error != nil {
                 let sink = UnsafeMutablePointer<Float>.allocate(capacity: piece)
                 defer { sink.deallocate() }
                 for r in 1..<max(group.size, 1) {
-                    while received[r] < c.memoryCount {
-                        let n = min(piece, c.memoryCount - received[r])
+                    while received[r] < relayed[r] {
+                        let n = min(piece, relayed[r] - received[r])
                         try group.receive(sink, count: n, from: r)
                         received[r] += n
                     }
@@ -80,8 +93,9 @@ struct Checkpointing {
         } else if let c = compressor {
             try announced(step: nextStep - 1) {
                 var offset = 0
-                while offset < c.memoryCount {
-                    let n = min(piece, c.memoryCount - offset)
+                let count = relayed[group.rank]
+                while offset < count {
+                    let n = min(piece, count - offset)
                     try group.send(c.state.base + offset, count: n, to: 0)
                     offset += n
                 }
@@ -96,10 +110,10 @@ struct Checkpointing {
         var verdict = Verdict()
         if group.isRoot {
             do {
-                let others = compressor.map { $0.memoryCount * (group.size - 1) } ?? 0
+                let others = compressor == nil ? 0 : relayed.dropFirst().reduce(0, +)
                 let header = try Checkpoint.read(from: folder, sections: [parameters, momentum] + (compressor.map { [$0.state] } ?? []),
                                                  relayFloats: others) {
-                    try Checkpoint.check($0, against: config, ranks: group.size)
+                    try Checkpoint.check($0, against: config, ranks: group.size, sharedHosts: sharedHosts)
                 }
                 verdict.nextStep = header.nextStep
             } catch {
@@ -116,7 +130,8 @@ struct Checkpointing {
                 }
                 try replica?.memory.synchronize()
                 if let c = compressor {
-                    try group.broadcast(c.state.base + c.memoryCount, count: c.state.count - c.memoryCount)
+                    // The Q's are the same on every rank unless each rank compresses its own slice.
+                    if sharedHosts == nil { try group.broadcast(c.state.base + c.memoryCount, count: c.state.count - c.memoryCount) }
                     try relayMemory(c, folder: folder, before: parameters.count + momentum.count + c.state.count)
                 }
             }
@@ -124,20 +139,24 @@ struct Checkpointing {
         return verdict.nextStep
     }
 
-    /// Rank 0 reads each other rank's error-feedback memory from the file
-    /// (it follows rank 0's state, `before` floats in) and sends it on.
+    /// Rank 0 reads each other rank's relayed state (its error-feedback
+    /// memory, or with host-shared its whole state) from the file (it
+    /// follows rank 0's state, `before` floats in) and sends it on.
     private func relayMemory(_ c: PowerSGD, folder: String, before: Int) throws {
         if group.isRoot {
+            var offset = before
             for r in 1..<group.size {
-                try Checkpoint.readFloats(from: folder, offset: before + (r - 1) * c.memoryCount, count: c.memoryCount) { buffer, n in
+                try Checkpoint.readFloats(from: folder, offset: offset, count: relayed[r]) { buffer, n in
                     try group.send(buffer, count: n, to: r)
                 }
+                offset += relayed[r]
             }
         } else {
             let piece = Checkpoint.pieceBytes / 4
             var offset = 0
-            while offset < c.memoryCount {
-                let n = min(piece, c.memoryCount - offset)
+            let count = relayed[group.rank]
+            while offset < count {
+                let n = min(piece, count - offset)
                 try group.receive(c.state.base + offset, count: n, from: 0)
                 offset += n
             }

@@ -90,9 +90,6 @@ public struct TrainConfig: Codable, Equatable, Sendable {
             guard mode.hasBackward else {
                 throw TrainerError.usage("--compression powersgd compresses gradients: it needs a mode with backward (train or forward-backward)")
             }
-            guard exchange != .hostShared else {
-                throw TrainerError.usage("--compression powersgd runs with --exchange allreduce (or auto), not host-shared")
-            }
         }
         guard optimizer.learningRate.isFinite, optimizer.learningRate >= 0 else {
             throw TrainerError.usage("--lr must be a finite number ≥ 0, got \(optimizer.learningRate)")

@@ -80,8 +80,11 @@ public final class DataParallelTrainer {
             watchdog = nil
         }
         if let settings = config.compression {
+            // host-shared compresses what crosses hosts: this rank's piece of each bucket.
+            let buckets: [Bucket]
+            if let r = replica { buckets = HostSharedExchange.pieceBuckets(plan: plan, slice: r.slice) } else { buckets = plan.buckets }
             compressor = PowerSGD(layers: config.network.layers, slices: network.layers.map(\.parameterSlice),
-                                  buckets: plan.buckets, settings: settings, seed: config.seed)
+                                  buckets: buckets, settings: settings, seed: config.seed)
         } else {
             compressor = nil
         }
@@ -97,7 +100,7 @@ public final class DataParallelTrainer {
 
     /// Whether this configuration runs one replica per host (see `HostReplica.resolve`).
     public static func usesHostShared(_ config: TrainConfig, group: World) throws -> Bool {
-        try HostReplica.resolve(config.exchange, group: group, mode: config.mode)
+        try HostReplica.resolve(config.exchange, group: group, mode: config.mode, compressed: config.compression != nil)
     }
 
     /// The exchange this configuration asks for.
@@ -106,7 +109,7 @@ public final class DataParallelTrainer {
                              compressor: PowerSGD? = nil) throws -> GradientExchange {
         if let replica {
             return try HostSharedExchange(replica: replica, network: network, plan: plan, config: config, ranks: group.size,
-                                      watchdog: watchdog)
+                                          watchdog: watchdog, compressor: compressor)
         }
         let update = BucketUpdate(network: network, velocity: velocity, optimizer: config.optimizer, ranks: group.size,
                                   skipNonfinite: config.skipNonfinite)

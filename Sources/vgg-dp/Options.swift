@@ -150,10 +150,10 @@ struct RunOptions: ParsableArguments {
     /// its exchange across hosts with backward unless --no-overlap (on one
     /// host it has nothing to overlap: it runs after backward); otherwise
     /// `config.overlap` comes from --overlap / --no-overlap or
-    /// `TrainConfig.defaultOverlap`.
+    /// `TrainConfig.defaultOverlap`. With compression, host-shared runs only
+    /// across hosts (`HostReplica.resolve`).
     func resolveExchange(_ config: inout TrainConfig, world: World, threads: Int) throws {
         let hosts = Set(world.hostNames).count
-        if config.compression != nil { config.exchange = .allreduce }  // validated: not host-shared
         if overlap == true && config.exchange == .auto { config.exchange = .allreduce }
         if try DataParallelTrainer.usesHostShared(config, group: world) {
             if overlap == true && hosts == 1 {

@@ -353,6 +353,11 @@ final class ScalingModelTests: XCTestCase {
         let none = ScalingModel.step(profile: p, cost: slow, ranks: 2, batchPerRank: 2, layout: two)
         XCTAssertNil(none.coRunCopies, "no co-run at 1 thread per core: the profile's compute")
         XCTAssertEqual(none.backward, 9, accuracy: 1e-12)
+        var shared = layout
+        shared.exchange = .hostShared
+        let h = ScalingModel.step(profile: p, cost: slow, ranks: 4, batchPerRank: 2, layout: shared)
+        XCTAssertNil(h.coRunCopies, "host-shared ranks read one replica: not the co-run of private copies")
+        XCTAssertEqual(h.backward, 18, accuracy: 1e-12, "the profile's backward, 4 ranks sharing 2 cores")
     }
 
     func testHostSharedOnOneHostIsOnePassThroughMemory() {

@@ -114,6 +114,59 @@ final class ClusterTests: XCTestCase {
         XCTAssertTrue(verify.stdout.contains("PASS"), verify.all)
     }
 
+    /// 2 hosts × 2 ranks with PowerSGD: host-shared within each host, and
+    /// what crosses hosts compressed. The overlapped and the after-backward
+    /// exchange give the same weights; a killed job resumes from its
+    /// checkpoint to the same weights (every rank's memory and Q's restored);
+    /// verify passes; each rank sends far less than its fp32 slice.
+    func testTwoHostsOfTwoRanksCompressWhatCrossesHosts() throws {
+        try requireNamespaces()
+        defer { _ = try? cluster(["down"], timeout: 60) }
+        let folder = Launcher.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let report = folder.appendingPathComponent("c.json").path, checkpoints = folder.appendingPathComponent("ck").path
+        try FileManager.default.createDirectory(atPath: checkpoints, withIntermediateDirectories: true)
+        let compress = ["--compression", "powersgd", "--powersgd-rank", "2", "--powersgd-min-size", "1000"]
+        let common = Launcher.tiny + ["--batch-size", "2", "--warmup", "0", "--threads", "1", "--steps", "6"] + compress
+        let args = common + ["--no-peak-probe"]
+        let layout = ["run", "2", "--ranks-per-host", "2", "--rate", "1gbit", "--"]
+        let train = try cluster(layout + args + ["--report", report], timeout: 200)
+        XCTAssertEqual(train.status, 0, train.all)
+        XCTAssertTrue(train.stdout.contains("across 2 hosts the owners of a slice exchange it through powersgd rank 2 min 1000"), train.all)
+        XCTAssertTrue(train.stdout.contains("(identical on all 4 rank(s))"), train.all)
+        let expected = try XCTUnwrap(Launcher.checksum(train.stdout), train.all)
+        let after = try cluster(layout + args + ["--no-overlap"], timeout: 200)
+        XCTAssertEqual(after.status, 0, after.all)
+        XCTAssertEqual(Launcher.checksum(after.stdout), expected, "the same arithmetic during and after backward")
+
+        let r = try RunReport.read(from: report)
+        XCTAssertEqual(r.exchange, .hostShared)
+        XCTAssertEqual(r.compression, "powersgd rank 2 min 1000")
+        let ratio = try XCTUnwrap(r.compressionRatio)
+        XCTAssertGreaterThan(ratio, 2, "fp32 bytes of the slices over the bytes sent")
+        for rank in r.perRank {
+            XCTAssertLessThan(try XCTUnwrap(rank.exchangeBytesPerStep), r.parameters * 4 / 2 / 2, "rank \(rank.rank)")
+        }
+
+        let killed = try cluster(layout + args + ["--checkpoint-dir", checkpoints, "--checkpoint-every", "2",
+                                                  "--inject-fault", "kill:3:5"], timeout: 200)
+        XCTAssertNotEqual(killed.status, 0, killed.all)
+        let resumed = try cluster(layout + args + ["--checkpoint-dir", checkpoints, "--checkpoint-every", "2",
+                                                   "--resume", checkpoints], timeout: 200)
+        XCTAssertEqual(resumed.status, 0, resumed.all)
+        XCTAssertTrue(resumed.stdout.contains("resumed from \(checkpoints) at step 4"), resumed.all)
+        XCTAssertEqual(Launcher.checksum(resumed.stdout), expected, "bitwise the same weights after resume")
+        let flat = try cluster(layout + args + ["--exchange", "allreduce", "--resume", checkpoints], timeout: 200)
+        XCTAssertEqual(flat.status, 2, flat.all)
+        XCTAssertTrue(flat.stderr.contains("compression powersgd rank 2 min 1000, host-shared across 2 hosts vs powersgd rank 2 min 1000"), flat.all)
+
+        let verify = try cluster(["run", "2", "--ranks-per-host", "2", "--rate", "1gbit", "--down", "--", "verify"] + common,
+                                 timeout: 200)
+        XCTAssertEqual(verify.status, 0, verify.all)
+        XCTAssertTrue(verify.stdout.contains("replicas: identical"), verify.all)
+        XCTAssertTrue(verify.stdout.contains("PASS"), verify.all)
+    }
+
     func testBadArgumentsGetOneMessageAndStatus2() throws {
         // No namespaces needed: cluster.sh refuses before touching anything.
         for (args, expected) in [(["up", "0"], "N must be a positive integer"),

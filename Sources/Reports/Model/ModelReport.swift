@@ -70,7 +70,7 @@ public struct ModelReport: Sendable {
                 let own = c.compute.data + c.compute.forward + c.compute.backward + c.compute.optimizer
                 let base = compute.data + compute.forward + compute.backward + compute.optimizer
                 out.append("- co-run: \(path): \(c.copies) copies at once on \(c.cores) cores (\(Text.fixed(c.load, 2)) threads per core); compute \(ms(own)) ms per step, "
-                           + "×\(Text.fixed(base > 0 ? own / base : 0, 2)) the profile's; used for hosts of 2 or more ranks at that load")
+                           + "×\(Text.fixed(base > 0 ? own / base : 0, 2)) the profile's; used for hosts of 2 or more ranks at that load with a replica each (allreduce)")
             }
         } else {
             out.append("- one rank per host")

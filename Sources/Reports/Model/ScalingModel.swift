@@ -174,7 +174,10 @@ public struct ModelLayout: Equatable, Sendable {
 /// Memory-bandwidth and cache contention between ranks is not modelled but
 /// measured: where the layout holds a co-run profile for the host's load
 /// (`CoRunProfile`), its compute replaces the profile's (buckets kept) and
-/// the threads ÷ cores factor is not applied to compute again.
+/// the threads ÷ cores factor is not applied to compute again. That holds
+/// for ranks with a replica each (allreduce); host-shared ranks read one
+/// replica, whose weights the host's caches hold once, and keep the
+/// profile's compute shared out over the cores.
 public enum ScalingModel {
     /// `computeScale` multiplies every compute time (hosts faster or slower
     /// than the profiled one, or sharing cores). Data, forward and backward
@@ -183,9 +186,10 @@ public enum ScalingModel {
     public static func step(profile base: ComputeProfile, cost: LinkCost, ranks: Int, batchPerRank: Int,
                             computeScale: Double = 1, layout: ModelLayout? = nil) -> StepPrediction {
         let placed = layout?.ranks(ranks)
-        let coRun = placed.flatMap { layout!.coRun(for: $0) }
-        let p = coRun.map { $0.compute.with(buckets: base.buckets) } ?? base
         let shared = ranks > 1 && (layout.map { placed!.runsHostShared($0.exchange) } ?? false)
+        // Co-run copies hold a replica each, as allreduce ranks do; host-shared ranks read one.
+        let coRun = shared ? nil : placed.flatMap { layout!.coRun(for: $0) }
+        let p = coRun.map { $0.compute.with(buckets: base.buckets) } ?? base
         let overlap: Bool
         if let l = layout, let w = placed {
             overlap = ranks > 1 && (shared ? w.hosts > 1 && l.overlap != false : l.overlap ?? w.overlapsAllreduce)

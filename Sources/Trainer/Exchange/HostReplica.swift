@@ -32,8 +32,11 @@ final class HostReplica {
     }
 
     /// Whether `choice` means host-shared for `group` in `mode`: auto picks it
-    /// when every host runs the same number of ranks, two or more.
-    static func resolve(_ choice: ExchangeChoice, group: World, mode: Mode) throws -> Bool {
+    /// when every host runs the same number of ranks, two or more. With
+    /// compression (`compressed`) host-shared compresses only what crosses
+    /// hosts, so auto picks it only across hosts, and asking for it on one
+    /// host, where nothing would be compressed, is refused.
+    static func resolve(_ choice: ExchangeChoice, group: World, mode: Mode, compressed: Bool = false) throws -> Bool {
         guard mode.hasBackward, group.size > 1 else { return false }
         var perHost: [String: Int] = [:]
         for h in group.hostNames { perHost[h, default: 0] += 1 }
@@ -45,8 +48,11 @@ final class HostReplica {
                 let list = perHost.keys.sorted().map { "\($0)×\(perHost[$0]!)" }.joined(separator: ", ")
                 throw TrainerError.usage("--exchange host-shared needs the same number of ranks on every host; this job has \(list)")
             }
+            guard !compressed || perHost.count > 1 else {
+                throw TrainerError.usage("--compression powersgd with --exchange host-shared compresses what crosses hosts, and all \(group.size) ranks are on one host: nothing would be compressed; use --exchange allreduce (or auto) to compress between them")
+            }
             return true
-        case .auto: return counts.count == 1 && counts.first! >= 2
+        case .auto: return counts.count == 1 && counts.first! >= 2 && (!compressed || perHost.count > 1)
         }
     }
 

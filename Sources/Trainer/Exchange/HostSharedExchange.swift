@@ -17,6 +17,11 @@ import Vocabulary
 /// rank has finished it), sums this rank's piece of the bucket and
 /// allreduces the piece across hosts; after backward the compute thread
 /// waits for the last bucket, then updates its slice.
+/// With PowerSGD (`compressor`, across hosts only) what crosses hosts is
+/// compressed: a rank's piece of each bucket, summed over the host, goes
+/// through PowerSGD's exchange with the slice's owners on the other hosts
+/// instead of an allreduce; its error-feedback memory covers this rank's
+/// slice alone.
 /// With --skip-nonfinite the update waits until every verdict is known.
 /// Every host applies the same sums in the same order, so every host's
 /// replica is bitwise the same.
@@ -38,15 +43,31 @@ final class HostSharedExchange: GradientExchange {
     let pipeline: BucketAllreducer?
     var countdown: BucketCountdown
     /// Per bucket, this rank's piece of it (count 0 when its slice misses the bucket).
-    let bucketPieces: [ArenaSlice]
+    let bucketPieces: [Bucket]
+    /// With compression across hosts: PowerSGD over this rank's pieces
+    /// (`bucketPieces`); and what fp32 would have sent, bytes so far.
+    let compressor: PowerSGD?
+    private var fp32Sent = 0
+    var bucketCompression: [Double] { compressor?.bucketSeconds ?? [] }
     private let noTimes: [Double]
     /// Per bucket, the last step's exchange (Clock seconds); zero after backward.
     var bucketStart: [Double] { pipeline?.startTimes ?? noTimes }
     var bucketEnd: [Double] { pipeline?.endTimes ?? noTimes }
 
+    /// Per bucket, this rank's piece of it as a bucket of its own (count 0
+    /// where the slice misses it): what a compressor across hosts is built on.
+    static func pieceBuckets(plan: BucketPlan, slice mine: ArenaSlice) -> [Bucket] {
+        plan.buckets.map { b in
+            let lo = max(b.offset, mine.offset), hi = min(b.end, mine.end)
+            return Bucket(index: b.index, layers: b.layers, offset: lo, count: max(0, hi - lo))
+        }
+    }
+
     init(replica: HostReplica, network: Network, plan: BucketPlan, config: TrainConfig, ranks: Int,
-         watchdog: Watchdog?) throws {
+         watchdog: Watchdog?, compressor: PowerSGD? = nil) throws {
+        precondition(compressor == nil || replica.across != nil, "host-shared compresses only what crosses hosts")
         self.replica = replica
+        self.compressor = compressor
         self.network = network
         buckets = plan.buckets
         optimizer = config.mode == .train ? config.optimizer : nil
@@ -61,10 +82,7 @@ final class HostSharedExchange: GradientExchange {
             return lo < hi ? (b.index, ArenaSlice(offset: lo, count: hi - lo)) : nil
         }
         layerSlices = network.layers.map(\.parameterSlice)
-        bucketPieces = plan.buckets.map { b in
-            let lo = max(b.offset, mine.offset), hi = min(b.end, mine.end)
-            return ArenaSlice(offset: lo, count: max(0, hi - lo))
-        }
+        bucketPieces = Self.pieceBuckets(plan: plan, slice: mine)
         noTimes = Array(repeating: 0, count: plan.buckets.count)
         countdown = BucketCountdown(plan: plan)
         if let across = replica.across, config.overlap {
@@ -76,8 +94,12 @@ final class HostSharedExchange: GradientExchange {
                 try memory.synchronize()  // every local rank has finished bucket b
                 let piece = pieces[b]
                 guard piece.count > 0 else { return }
-                SGD.sum(arenas, into: own, range: piece)
-                try across.allreduceSum(own + piece.offset, count: piece.count, wire: wire)
+                SGD.sum(arenas, into: own, range: ArenaSlice(offset: piece.offset, count: piece.count))
+                if let compressor {
+                    _ = try compressor.exchange(piece, gradients: own, group: across, wire: wire, step: step, watchdog: nil)
+                } else {
+                    try across.allreduceSum(own + piece.offset, count: piece.count, wire: wire)
+                }
             }
         } else {
             pipeline = nil
@@ -91,16 +113,18 @@ final class HostSharedExchange: GradientExchange {
                 + "sums its slice of the gradients and updates it; no gradient is copied within a host"
         }
         let when = pipeline == nil ? "after backward" : "bucket by bucket during backward, on a communication thread,"
+        let how = compressor.map { "exchange it through \($0.settings.description)" } ?? "allreduce it"
         return "host-shared: one replica per host in an MPI-3 shared window; \(when) each of the host's \(h) ranks "
-            + "sums its slice of the gradients; across \(across.size) hosts the owners of a slice allreduce it "
+            + "sums its slice of the gradients; across \(across.size) hosts the owners of a slice \(how) "
             + "(\(wire.dtype.rawValue)); each rank then updates its slice; no gradient is copied within a host"
     }
     var waitDescription: String { "none" }
     var bytesSent: Int { wire.bytesSent }
-    var fp32BytesSent: Int { wire.bytesSent / wire.dtype.bytes * 4 }
+    var fp32BytesSent: Int { fp32Sent }
 
     func beginStep(_ step: Int) {
         pipeline?.beginStep(step)
+        compressor?.beginStep()
         countdown.reset()
     }
 
@@ -109,6 +133,16 @@ final class HostSharedExchange: GradientExchange {
     }
 
     func finish(step: Int, times: inout StepTimes) throws -> NonfiniteGradient? {
+        if replica.across != nil { fp32Sent += replica.slice.count * 4 }
+        let bad = try finishStep(step: step, times: &times)
+        if let compressor {
+            times.compression = compressor.computeSeconds
+            if bad != nil { compressor.reset() }  // every host reaches the same verdict
+        }
+        return bad
+    }
+
+    private func finishStep(step: Int, times: inout StepTimes) throws -> NonfiniteGradient? {
         if let pipeline { return try finishPipelined(pipeline, step: step, times: &times) }
         let t0 = Clock.now()
         try meet(step)
@@ -132,7 +166,13 @@ final class HostSharedExchange: GradientExchange {
             SGD.sum(r.gradientArenas, into: mine.base, range: slice)
             if let across = r.across {
                 watchdog?.announce(step: step, id: TrainerCollective.acrossHosts.rawValue)
-                try across.allreduceSum(mine.base + slice.offset, count: slice.count, wire: wire)
+                if let compressor {
+                    for piece in bucketPieces where piece.count > 0 {
+                        _ = try compressor.exchange(piece, gradients: mine.base, group: across, wire: wire, step: step, watchdog: nil)
+                    }
+                } else {
+                    try across.allreduceSum(mine.base + slice.offset, count: slice.count, wire: wire)
+                }
                 watchdog?.completed()
             }
             times.allreduce = Clock.now() - t1

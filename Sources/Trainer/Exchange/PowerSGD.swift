@@ -81,24 +81,38 @@ final class PowerSGD {
     }
 
     /// The layouts of `buckets` (no memory allocated): what travels, and where it lives.
+    /// A bucket may cover only part of a layer (host-shared: a rank's piece
+    /// of a bucket): the whole rows of the layer's weight matrix inside it
+    /// are compressed as one matrix, when large enough; the partial rows at
+    /// its edges and the bias travel whole.
     static func layouts(layers: [LayerSpec], slices: [ArenaSlice], buckets: [Bucket],
                         settings: PowerSGDSettings) -> (layouts: [BucketLayout], memory: Int, state: Int, pack: Int) {
         var result: [BucketLayout] = []
         var memory = 0
         for b in buckets {
             var layout = BucketLayout()
+            func whole(_ lo: Int, _ hi: Int) { if lo < hi { layout.whole.append(ArenaSlice(offset: lo, count: hi - lo)) } }
             for l in b.layers {
                 let slice = slices[l], spec = layers[l]
-                guard slice.count > 0 else { continue }
-                if let s = shape(spec), settings.compresses(rows: s.rows, cols: s.cols) {
-                    layout.factors.append(Factor(layer: l, weights: slice.offset, rows: s.rows, cols: s.cols,
-                                                 memory: memory, q: 0, p: layout.pCount))
-                    memory += s.rows * s.cols
-                    layout.pCount += s.rows * settings.rank
+                let lo = max(slice.offset, b.offset), hi = min(slice.end, b.end)
+                guard lo < hi else { continue }
+                guard let s = shape(spec) else { whole(lo, hi); continue }
+                // Whole rows of the weights within [lo, hi).
+                let w = slice.offset, wEnd = w + spec.weightCount
+                let first = lo <= w ? 0 : (lo - w + s.cols - 1) / s.cols
+                let last = min(hi, wEnd) <= w ? 0 : (min(hi, wEnd) - w) / s.cols
+                let rows = max(0, last - first)
+                if rows > 0 && settings.compresses(rows: rows, cols: s.cols) {
+                    let m0 = w + first * s.cols, m1 = w + last * s.cols
+                    whole(lo, m0)
+                    layout.factors.append(Factor(layer: l, weights: m0, rows: rows, cols: s.cols, memory: memory, q: 0,
+                                                 p: layout.pCount))
+                    memory += rows * s.cols
+                    layout.pCount += rows * settings.rank
                     layout.qCount += s.cols * settings.rank
-                    layout.whole.append(ArenaSlice(offset: slice.offset + spec.weightCount, count: spec.biasCount))
+                    whole(m1, hi)
                 } else {
-                    layout.whole.append(slice)
+                    whole(lo, hi)
                 }
             }
             layout.packCount = layout.pCount + layout.whole.reduce(0) { $0 + $1.count }
