@@ -45,6 +45,9 @@ public struct RankLayout: Equatable, Sendable {
         }
     }
 
+    /// Threads per core on each host.
+    public var threadsPerCore: Double { Double(ranksPerHost * threadsPerRank) / Double(max(cores, 1)) }
+
     /// How many times more threads than cores a host runs (1 when it has enough cores).
-    public var oversubscription: Double { max(1, Double(ranksPerHost * threadsPerRank) / Double(max(cores, 1))) }
+    public var oversubscription: Double { max(1, threadsPerCore) }
 }

@@ -112,7 +112,7 @@ struct ModelCommand: ParsableCommand {
         if let c = coresPerHost, c < 1 { throw TrainerError.usage("--cores-per-host must be at least 1, got \(c)") }
         let coRuns = try corun.map { try loadCoRun($0, profile: report) }
         let layout = ModelLayout(ranksPerHost: ranksPerHost, threadsPerRank: report.blasThreads, cores: coresPerHost,
-                                 exchange: exchange, overlap: overlap, coRuns: coRuns.map(\.profile))
+                                 exchange: exchange, overlap: overlap, coRuns: coRuns)
         let study: ModelStudy
         switch kind {
         case .weak:
@@ -144,7 +144,7 @@ struct ModelCommand: ParsableCommand {
         let links = pngs.map { ScalingStudy.Plot(title: Plotter.title($0), path: relativePath(to: $0, fromFolder: from)) }
         let text = ModelReport(profilePath: profile, profile: report, compute: compute, cost: cost, costSource: source,
                                study: study, computeScale: computeScale, rebuiltBucketMb: bucketMb, measured: runs,
-                               layout: layout, coRunPaths: coRuns.map(\.path))
+                               layout: layout)
             .markdown(plots: links)
         if let markdown {
             try writeAtomically(Data(text.utf8), to: markdown)
@@ -166,7 +166,7 @@ struct ModelCommand: ParsableCommand {
 
     /// A `--corun K:FILE`: FILE's compute, checked to be the profile's run on a
     /// machine whose cores it recorded.
-    func loadCoRun(_ text: String, profile: RunReport) throws -> (profile: CoRunProfile, path: String) {
+    func loadCoRun(_ text: String, profile: RunReport) throws -> CoRunProfile {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         guard parts.count == 2, let copies = Int(parts[0]), copies >= 2, !parts[1].isEmpty else {
             throw TrainerError.usage("--corun takes K:FILE with K ≥ 2 copies that ran at once, e.g. 2:runs/corun2.json, got '\(text)'")
@@ -181,7 +181,8 @@ struct ModelCommand: ParsableCommand {
         guard let cores = r.coresPerHost else {
             throw TrainerError.usage("--corun \(path) does not record its machine's cores (cores_per_host); measure it again with this vgg-dp")
         }
-        return (CoRunProfile(compute: try ComputeProfile(report: r), copies: copies, cores: cores, threadsPerRank: r.blasThreads), path)
+        return CoRunProfile(compute: try ComputeProfile(report: r), copies: copies, cores: cores, threadsPerRank: r.blasThreads,
+                            source: path)
     }
 
     /// α and β, and a line saying where they come from.

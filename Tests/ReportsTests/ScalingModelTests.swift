@@ -334,8 +334,7 @@ final class ScalingModelTests: XCTestCase {
         let measured = ComputeProfile(batchPerRank: 2, data: 0.6, forward: 1.8, layerBackward: [5, 2.5, 3.5], optimizer: 1,
                                       buckets: oneBucket, overlap: false)
         let four = CoRunProfile(compute: measured, copies: 4, cores: 2, threadsPerRank: 1)
-        var pair = four
-        pair.copies = 2
+        let pair = CoRunProfile(compute: measured, copies: 2, cores: 2, threadsPerRank: 1)
         let layout = ModelLayout(ranksPerHost: 4, threadsPerRank: 1, cores: 2, exchange: .allreduce, coRuns: [pair, four])
         let s = ScalingModel.step(profile: p, cost: slow, ranks: 4, batchPerRank: 2, layout: layout)
         XCTAssertEqual(s.coRunCopies, 4, "4 ranks on 2 cores: 2 threads per core, as when the 4 copies ran")

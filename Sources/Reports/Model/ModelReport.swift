@@ -21,12 +21,10 @@ public struct ModelReport: Sendable {
     public var measured: [LoadedRun]
     /// The layout predicted; nil: one rank per host, the profile's overlap.
     public var layout: ModelLayout? = nil
-    /// The files of `layout`'s co-run profiles, in their order.
-    public var coRunPaths: [String] = []
 
     public init(profilePath: String, profile: RunReport, compute: ComputeProfile, cost: LinkCost, costSource: String,
                 study: ModelStudy, computeScale: Double, rebuiltBucketMb: Double?, measured: [LoadedRun],
-                layout: ModelLayout? = nil, coRunPaths: [String] = []) {
+                layout: ModelLayout? = nil) {
         self.profilePath = profilePath
         self.profile = profile
         self.compute = compute
@@ -37,7 +35,6 @@ public struct ModelReport: Sendable {
         self.rebuiltBucketMb = rebuiltBucketMb
         self.measured = measured
         self.layout = layout
-        self.coRunPaths = coRunPaths
     }
 
     /// The document; `plots` are linked as given (paths relative to the
@@ -65,11 +62,9 @@ public struct ModelReport: Sendable {
                        + (l.cores.map { "\($0) cores per host" } ?? "enough cores for every thread")
                        + ", --exchange \(l.exchange.rawValue)" + (l.overlap.map { $0 ? ", --overlap" : ", --no-overlap" } ?? "")
                        + "; per row the exchange and overlap the trainer would pick (host-shared reduces within a host at the memory bandwidth of the profile's optimizer pass)")
-            for (k, c) in l.coRuns.enumerated() {
-                let path = k < coRunPaths.count ? coRunPaths[k] : "?"
-                let own = c.compute.data + c.compute.forward + c.compute.backward + c.compute.optimizer
-                let base = compute.data + compute.forward + compute.backward + compute.optimizer
-                out.append("- co-run: \(path): \(c.copies) copies at once on \(c.cores) cores (\(Text.fixed(c.load, 2)) threads per core); compute \(ms(own)) ms per step, "
+            for c in l.coRuns {
+                let own = c.compute.stepSeconds, base = compute.stepSeconds
+                out.append("- co-run: \(c.source): \(c.copies) copies at once on \(c.machine.cores) cores (\(Text.fixed(c.machine.threadsPerCore, 2)) threads per core); compute \(ms(own)) ms per step, "
                            + "×\(Text.fixed(base > 0 ? own / base : 0, 2)) the profile's; used for hosts of 2 or more ranks at that load with a replica each (allreduce)")
             }
         } else {

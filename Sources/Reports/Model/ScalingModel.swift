@@ -33,6 +33,8 @@ public struct ComputeProfile: Codable, Equatable, Sendable {
     }
 
     public var backward: Double { layerBackward.reduce(0, +) }
+    /// Seconds of compute per step: data, forward, backward and optimizer.
+    public var stepSeconds: Double { data + forward + backward + optimizer }
     public var gradientBytes: Int { buckets.map(\.bytes).reduce(0, +) }
 
     /// Checks what the model relies on: a positive batch, times ≥ 0, buckets
@@ -86,26 +88,24 @@ public struct StepPrediction: Equatable, Sendable {
     public var optimizerPhase: Double { update + exposed }
 }
 
-/// A one-rank profile measured while `copies` copies of the same run (it
-/// among them) shared a machine of `cores` cores: the compute of ranks that
-/// load a host's cores and memory as heavily, the sharing of the cores and
-/// the contention for caches and memory bandwidth measured rather than
-/// modelled.
+/// A one-rank profile measured while copies of the same run (it among
+/// them) shared one machine, `machine` (one host, a rank per copy): the
+/// compute of ranks that load a host's cores and memory as heavily, the
+/// sharing of the cores and the contention for caches and memory bandwidth
+/// measured rather than modelled.
 public struct CoRunProfile: Equatable, Sendable {
     public var compute: ComputeProfile
-    public var copies: Int
-    public var cores: Int
-    public var threadsPerRank: Int
+    public var machine: RankLayout
+    /// Where it was read from, for the report.
+    public var source: String
 
-    public init(compute: ComputeProfile, copies: Int, cores: Int, threadsPerRank: Int) {
+    public init(compute: ComputeProfile, copies: Int, cores: Int, threadsPerRank: Int, source: String = "") {
         self.compute = compute
-        self.copies = copies
-        self.cores = cores
-        self.threadsPerRank = threadsPerRank
+        machine = RankLayout(hosts: 1, ranksPerHost: copies, threadsPerRank: threadsPerRank, cores: cores)
+        self.source = source
     }
 
-    /// Threads per core while it was measured.
-    public var load: Double { Double(copies * threadsPerRank) / Double(max(cores, 1)) }
+    public var copies: Int { machine.ranksPerHost }
 }
 
 /// Where the predicted ranks sit and which exchange is asked for; the model
@@ -138,8 +138,9 @@ public struct ModelLayout: Equatable, Sendable {
     /// host, as many threads per core as when it was measured.
     public func coRun(for placed: RankLayout) -> CoRunProfile? {
         guard placed.ranksPerHost >= 2 else { return nil }
-        let load = Double(placed.ranksPerHost * placed.threadsPerRank) / Double(max(placed.cores, 1))
-        return coRuns.first { abs($0.load - load) < 1e-9 && $0.threadsPerRank == placed.threadsPerRank }
+        return coRuns.first {
+            abs($0.machine.threadsPerCore - placed.threadsPerCore) < 1e-9 && $0.machine.threadsPerRank == placed.threadsPerRank
+        }
     }
 
     /// The trainer's layout for `ranks` ranks (fewer than `ranksPerHost` fill one host).

@@ -77,12 +77,9 @@ final class HostSharedExchange: GradientExchange {
                             wait: config.commWait, pollMicroseconds: config.pollMicroseconds)
         self.watchdog = watchdog
         let mine = replica.slice
-        pieces = plan.buckets.compactMap { b in
-            let lo = max(b.offset, mine.offset), hi = min(b.end, mine.end)
-            return lo < hi ? (b.index, ArenaSlice(offset: lo, count: hi - lo)) : nil
-        }
-        layerSlices = network.layers.map(\.parameterSlice)
         bucketPieces = Self.pieceBuckets(plan: plan, slice: mine)
+        pieces = bucketPieces.filter { $0.count > 0 }.map { ($0.index, ArenaSlice(offset: $0.offset, count: $0.count)) }
+        layerSlices = network.layers.map(\.parameterSlice)
         noTimes = Array(repeating: 0, count: plan.buckets.count)
         countdown = BucketCountdown(plan: plan)
         if let across = replica.across, config.overlap {
