@@ -3,7 +3,10 @@
 # another under /tmp/bench.lock: VGG-16 at 224, train, batch 4 per rank,
 # 1 BLAS thread per rank:
 #   E1 weak scaling on one host: 1 rank; 2 ranks with --exchange allreduce;
-#      2 ranks with --exchange host-shared;
+#      2 ranks with --exchange host-shared; with --rounds R, R rounds of the
+#      three one after another, each round's efficiencies (its 2-rank median
+#      step over its 1-rank one) and their medians over the rounds: a
+#      neighbour's load that comes and goes moves all three runs of a round;
 #   E2 the main job's layout, 4 ranks: allreduce against host-shared;
 #   E3 (with --cluster) 2 simulated hosts x 2 ranks at 1 Gbit/s, allreduce
 #      against host-shared (overlapped with backward, the default across
@@ -20,7 +23,10 @@
 # (default runs/exchange-<time>). OPENBLAS_CORETYPE is left as set; every
 # report records the kernel that ran.
 #
-#   scripts/exchange_bench.sh [--steps N] [--cluster] [--only E1|E2|E3|E4] [OUT]
+#   scripts/exchange_bench.sh [--steps N] [--rounds R] [--cluster] [--only E1|E2|E3|E4] [OUT]
+#
+# Round 1's reports are w1, w2_allreduce and w2_hostshared (E4's profile is
+# w1); round k > 1 adds _rk to the names.
 #
 # Environment:
 #   VGGDP_BIN    the binary (default <repo>/.build/release/vgg-dp)
@@ -30,6 +36,7 @@ script=exchange_bench.sh
 # shellcheck source=scripts/lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 steps=6
+rounds=1
 cluster=0
 only=""
 out=""
@@ -37,6 +44,7 @@ while [ "$#" -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
         --steps|--steps=*) take_value "$@"; steps=$value; shift "$taken" ;;
+        --rounds|--rounds=*) take_value "$@"; rounds=$value; shift "$taken" ;;
         --cluster) cluster=1; shift ;;
         --only|--only=*) take_value "$@"; only=$value; shift "$taken" ;;
         -*) unknown_option "$1" ;;
@@ -44,6 +52,7 @@ while [ "$#" -gt 0 ]; do
     esac
 done
 positive "$steps" || die "--steps must be a positive integer, got '$steps'"
+positive "$rounds" || die "--rounds must be a positive integer, got '$rounds'"
 case "$only" in
     "") ;;
     E1|E2|E4) ;;
@@ -67,9 +76,24 @@ run() { local name=$1 n=$2; shift 2; bash scripts/launch.sh -n "$n" -- $A --repo
 grep -m1 'model name' /proc/cpuinfo | sed 's/^.*: /cpu: /'
 if part E1; then
     echo "== E1 weak scaling, one host"
-    run w1 1
-    run w2_allreduce 2 --exchange allreduce
-    run w2_hostshared 2 --exchange host-shared
+    median_step() { "$B" summary "$O/$1.json" --field step_seconds.median; }
+    effs=()
+    for r in $(seq 1 "$rounds"); do
+        s=""; [ "$r" -eq 1 ] || s=_r$r
+        run "w1$s" 1
+        run "w2_allreduce$s" 2 --exchange allreduce
+        run "w2_hostshared$s" 2 --exchange host-shared
+        e=$(awk -v a="$(median_step "w1$s")" -v b="$(median_step "w2_allreduce$s")" -v c="$(median_step "w2_hostshared$s")" \
+            'BEGIN { printf "%.3f %.3f", a / b, a / c }')
+        echo "round $r: weak-scaling efficiency allreduce ${e% *}  host-shared ${e#* }"
+        effs+=("$e")
+    done
+    if [ "$rounds" -gt 1 ]; then
+        printf '%s\n' "${effs[@]}" | awk '{ a[NR] = $1; h[NR] = $2 }
+            function med(x, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
+                return n % 2 ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2 }
+            END { printf "median over %d rounds: weak-scaling efficiency allreduce %.3f  host-shared %.3f\n", NR, med(a, NR), med(h, NR) }'
+    fi
 fi
 if part E2; then
     echo "== E2 the main job's layout: 4 ranks x batch 4"

@@ -27,6 +27,7 @@ public final class GradientWire {
     public private(set) var bytesSent = 0
 
     public init(dtype: GradientDType, capacity: Int, wait: CommWait = .blocking, pollMicroseconds: Int = 200) {
+        precondition(wait != .auto, "--comm-wait auto is settled by RankLayout.communicationWait before a wire is built")
         self.dtype = dtype
         self.capacity = capacity
         self.wait = wait

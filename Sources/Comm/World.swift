@@ -148,6 +148,8 @@ public final class World {
     func sum(_ p: UnsafeMutableRawPointer, count: Int, type: MPI_Datatype, op: MPI_Op, wait: CommWait,
              pollMicroseconds microseconds: Int) throws {
         switch wait {
+        case .auto:
+            preconditionFailure("--comm-wait auto is settled by RankLayout.communicationWait before an exchange is built")
         case .blocking:
             try Self.check(MPI_Allreduce(vggdp_in_place(), p, Int32(count), type, op, comm), "MPI_Allreduce")
         case .polling:

@@ -19,16 +19,13 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// How gradients are averaged: allreduce, host-shared, or auto (see `HostReplica.resolve`).
     public var exchange: ExchangeChoice = .auto
 
-    /// Whether to overlap when the user did not say (`RankLayout.overlapsAllreduce`).
-    public static func defaultOverlap(hosts: Int, ranksOnHost: Int, threadsPerRank: Int, cores: Int) -> Bool {
-        RankLayout(hosts: hosts, ranksPerHost: ranksOnHost, threadsPerRank: threadsPerRank, cores: cores).overlapsAllreduce
-    }
     /// The type gradients travel in between ranks that do not share memory;
     /// with 16 bits each addition of the reduction rounds back to 16 bits.
     public var allreduceDType: GradientDType = .fp32
     /// PowerSGD gradient compression (`--compression powersgd`); nil: none.
     public var compression: PowerSGDSettings?
-    /// How the communication thread waits for an allreduce.
+    /// How the communication thread waits for an allreduce; the CLI settles
+    /// `auto` (`RankLayout.communicationWait`) before a trainer is built.
     public var commWait: CommWait = .blocking
     public var pollMicroseconds = 200
     /// Compare replicas' parameter checksums every K steps (nil: at the end only).

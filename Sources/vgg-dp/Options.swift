@@ -78,8 +78,12 @@ struct RunOptions: ParsableArguments {
         computes on; on one host with every core computing, after backward (measured faster there).
         """)
     var overlap: Bool? = nil
-    @Option(help: "How the communication thread waits: blocking (MPI_Allreduce) or polling (MPI_Iallreduce + MPI_Test, sleeping --poll-us between tests).")
-    var commWait: CommWait = .blocking
+    @Option(help: """
+        How the communication thread waits: blocking (MPI_Allreduce), polling (MPI_Iallreduce + MPI_Test, \
+        sleeping --poll-us between tests), or auto: polling for host-shared's communication thread on a host \
+        whose ranks × (threads + 1) exceed its cores, else blocking.
+        """)
+    var commWait: CommWait = .auto
     @Option(help: "Sleep between MPI_Test calls when polling, microseconds.")
     var pollUs = 200
     @Option(help: "Compare replica checksums every K steps (default: at the end).")
@@ -150,10 +154,13 @@ struct RunOptions: ParsableArguments {
     /// its exchange across hosts with backward unless --no-overlap (on one
     /// host it has nothing to overlap: it runs after backward); otherwise
     /// `config.overlap` comes from --overlap / --no-overlap or
-    /// `TrainConfig.defaultOverlap`. With compression, host-shared runs only
-    /// across hosts (`HostReplica.resolve`).
+    /// `RankLayout.overlapsAllreduce`; `--comm-wait auto` becomes what
+    /// `RankLayout.communicationWait` picks for that overlap. With
+    /// compression, host-shared runs only across hosts (`HostReplica.resolve`).
     func resolveExchange(_ config: inout TrainConfig, world: World, threads: Int) throws {
         let hosts = Set(world.hostNames).count
+        let layout = RankLayout(hosts: hosts, ranksPerHost: world.localSize, threadsPerRank: threads,
+                                cores: ProcessInfo.processInfo.activeProcessorCount)
         if overlap == true && config.exchange == .auto { config.exchange = .allreduce }
         if try DataParallelTrainer.usesHostShared(config, group: world) {
             if overlap == true && hosts == 1 {
@@ -161,11 +168,10 @@ struct RunOptions: ParsableArguments {
             }
             config.exchange = .hostShared
             config.overlap = hosts > 1 && overlap != false
-            return
+        } else {
+            if config.mode.hasBackward && world.size > 1 { config.exchange = .allreduce }
+            config.overlap = overlap ?? layout.overlapsAllreduce
         }
-        if config.mode.hasBackward && world.size > 1 { config.exchange = .allreduce }
-        config.overlap = overlap ?? TrainConfig.defaultOverlap(
-            hosts: Set(world.hostNames).count, ranksOnHost: world.localSize, threadsPerRank: threads,
-            cores: ProcessInfo.processInfo.activeProcessorCount)
+        config.commWait = layout.communicationWait(commWait, exchange: config.exchange, overlapped: config.overlap && world.size > 1)
     }
 }

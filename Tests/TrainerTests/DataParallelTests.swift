@@ -2,6 +2,7 @@ import Foundation
 import Reports
 import TestSupport
 @testable import Trainer
+import Vocabulary
 import XCTest
 
 /// Data parallelism tested for real: the tests launch vgg-dp under mpirun
@@ -69,11 +70,14 @@ final class DataParallelTests: XCTestCase {
     /// Without --overlap / --no-overlap: overlap across hosts or with a
     /// core left free of compute, not on one host whose cores all compute.
     func testOverlapDefault() throws {
-        XCTAssertFalse(TrainConfig.defaultOverlap(hosts: 1, ranksOnHost: 2, threadsPerRank: 1, cores: 2))
-        XCTAssertFalse(TrainConfig.defaultOverlap(hosts: 1, ranksOnHost: 4, threadsPerRank: 1, cores: 2))
-        XCTAssertFalse(TrainConfig.defaultOverlap(hosts: 1, ranksOnHost: 2, threadsPerRank: 4, cores: 8))
-        XCTAssertTrue(TrainConfig.defaultOverlap(hosts: 1, ranksOnHost: 2, threadsPerRank: 1, cores: 4))
-        XCTAssertTrue(TrainConfig.defaultOverlap(hosts: 2, ranksOnHost: 1, threadsPerRank: 2, cores: 2))
+        func overlaps(_ hosts: Int, _ ranks: Int, _ threads: Int, _ cores: Int) -> Bool {
+            RankLayout(hosts: hosts, ranksPerHost: ranks, threadsPerRank: threads, cores: cores).overlapsAllreduce
+        }
+        XCTAssertFalse(overlaps(1, 2, 1, 2))
+        XCTAssertFalse(overlaps(1, 4, 1, 2))
+        XCTAssertFalse(overlaps(1, 2, 4, 8))
+        XCTAssertTrue(overlaps(1, 2, 1, 4))
+        XCTAssertTrue(overlaps(2, 1, 2, 2))
 
         // And the binary applies it: 2 ranks × 1 thread here.
         let folder = Launcher.temporaryFolder()
@@ -85,6 +89,36 @@ final class DataParallelTests: XCTestCase {
         let expected = 2 < ProcessInfo.processInfo.activeProcessorCount
         XCTAssertEqual(try RunReport.read(from: path).overlap, expected)
         XCTAssertTrue(r.stdout.contains(expected ? "overlapped with backward" : "after backward"), r.stdout)
+    }
+
+    /// --comm-wait auto (the default): host-shared's communication thread
+    /// polls where it has no core of its own; every other wait blocks; an
+    /// explicit choice stands.
+    func testCommWaitAutoPollsOnlyHostSharedsThreadWithoutACore() throws {
+        func wait(_ choice: CommWait, _ exchange: ExchangeChoice = .hostShared, hosts: Int = 2, ranks: Int = 2,
+                  cores: Int = 2, overlapped: Bool = true) -> CommWait {
+            RankLayout(hosts: hosts, ranksPerHost: ranks, threadsPerRank: 1, cores: cores)
+                .communicationWait(choice, exchange: exchange, overlapped: overlapped)
+        }
+        XCTAssertEqual(wait(.auto), .polling)
+        XCTAssertEqual(wait(.auto, cores: 3), .polling)
+        XCTAssertEqual(wait(.auto, cores: 4), .blocking)
+        XCTAssertEqual(wait(.auto, overlapped: false), .blocking)
+        XCTAssertEqual(wait(.auto, .allreduce), .blocking)
+        XCTAssertEqual(wait(.auto, .allreduce, hosts: 1), .blocking)
+        XCTAssertEqual(wait(.blocking), .blocking)
+        XCTAssertEqual(wait(.polling, .allreduce, hosts: 1, ranks: 1, cores: 8, overlapped: false), .polling)
+
+        // And the binary applies it: an overlapped allreduce on 2 ranks here blocks unless told to poll.
+        let folder = Launcher.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        for (flags, expected) in [([], "blocking MPI_Allreduce"), (["--comm-wait", "polling"], "MPI_Iallreduce tested every 200 µs")] {
+            let path = folder.appendingPathComponent("wait.json").path
+            let r = try Launcher.run(tiny + ["--batch-size", "1", "--warmup", "0", "--steps", "1", "--threads", "1",
+                                             "--exchange", "allreduce", "--overlap", "--report", path] + flags, ranks: 2)
+            XCTAssertEqual(r.status, 0, r.all)
+            XCTAssertEqual(try RunReport.read(from: path).commWait, expected, "\(flags)")
+        }
     }
 
     func testStrongScalingSplitsTheGlobalBatch() throws {
