@@ -2,6 +2,7 @@ import Foundation
 import Reports
 import TestSupport
 @testable import Trainer
+import Vocabulary
 import XCTest
 
 /// A 2-host job on the simulated cluster (scripts/cluster.sh: network
@@ -97,9 +98,10 @@ final class ClusterTests: XCTestCase {
         let r = try RunReport.read(from: report)
         XCTAssertEqual(r.exchange, .hostShared)
         XCTAssertEqual(r.perRank.map(\.host), [hosts[0], hosts[0], hosts[1], hosts[1]], "host by host")
-        // --comm-wait auto: each "host" sees this machine's cores; 2 ranks × (1 thread + the communication thread).
-        let polls = 2 * (1 + 1) > ProcessInfo.processInfo.activeProcessorCount
-        XCTAssertEqual(r.commWait, polls ? "MPI_Iallreduce tested every 200 µs" : "blocking MPI_Allreduce")
+        // --comm-wait auto, applied by the binary: each "host" sees this machine's cores.
+        let wait = RankLayout(hosts: 2, ranksPerHost: 2, threadsPerRank: 1, cores: ProcessInfo.processInfo.activeProcessorCount)
+            .communicationWait(.auto, exchange: .hostShared, overlapped: true)
+        XCTAssertEqual(r.commWait, wait == .polling ? "MPI_Iallreduce tested every 200 µs" : "blocking MPI_Allreduce")
         // Each rank hands its slice, about half the gradient, to the cross-host allreduce.
         let gradient = r.parameters * 4
         for rank in r.perRank {
