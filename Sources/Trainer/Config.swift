@@ -24,7 +24,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var allreduceDType: GradientDType = .fp32
     /// PowerSGD gradient compression (`--compression powersgd`); nil: none.
     public var compression: PowerSGDSettings?
-    /// How the communication thread waits for an allreduce; the CLI settles
+    /// How an allreduce is waited for; the CLI settles
     /// `auto` (`RankLayout.communicationWait`) before a trainer is built.
     public var commWait: CommWait = .blocking
     public var pollMicroseconds = 200

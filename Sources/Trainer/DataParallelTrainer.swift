@@ -132,7 +132,7 @@ public final class DataParallelTrainer {
     }
     /// Where and when gradients travel, for the layout line ("none" in forward mode).
     public var exchangeDescription: String { exchange?.description ?? "none" }
-    /// How the communication thread waits ("none" without one), for the report.
+    /// How the exchange's allreduces are waited for ("none" when it sends nothing), for the report.
     public var commWaitDescription: String { exchange?.waitDescription ?? "none" }
 
     /// Stops the helper threads and releases the host's shared window and

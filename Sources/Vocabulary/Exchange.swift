@@ -36,19 +36,23 @@ public struct RankLayout: Equatable, Sendable {
     /// in docs/ARCHITECTURE.md, "Figures behind the defaults").
     public var overlapsAllreduce: Bool { hosts > 1 || ranksPerHost * threadsPerRank < cores }
 
-    /// How the communication thread waits when the user says `auto`.
-    /// host-shared's thread (`exchange`), overlapping backward
-    /// (`overlapped`) on a host whose ranks × (threads + 1) exceed its
-    /// cores, polls: its one cross-host allreduce per slice then leaves the
-    /// cores to backward and to the network stack that moves its bytes,
-    /// where a blocking MPI_Allreduce spins on them. Everywhere else,
-    /// blocking: an allreduce's ring over all ranks advances only when it is
-    /// tested, and measured slower polled; a thread with a core of its own
-    /// may spin. The measurements are in docs/SCALING.md.
+    /// How an allreduce is waited for when the user says `auto`.
+    /// host-shared's cross-host allreduce (`exchange`, 2 or more hosts)
+    /// polls where a blocking MPI_Allreduce would spin on every core the
+    /// host has: overlapping backward (`overlapped`, on the communication
+    /// thread) when the host's ranks × (threads + 1) exceed its cores, and
+    /// after backward (on the compute thread, every rank waiting) when its
+    /// ranks are as many as its cores. Polled, its one allreduce per slice
+    /// leaves the cores to backward and to the network stack that moves its
+    /// bytes. Everywhere else, blocking: an allreduce's ring over all ranks
+    /// advances only when it is tested, and measured slower polled; a wait
+    /// with a core to spare may spin. The measurements are in
+    /// docs/SCALING.md.
     public func communicationWait(_ choice: CommWait, exchange: ExchangeChoice, overlapped: Bool) -> CommWait {
         guard choice == .auto else { return choice }
-        let noSpareCore = ranksPerHost * (threadsPerRank + 1) > cores
-        return exchange == .hostShared && overlapped && noSpareCore ? .polling : .blocking
+        guard exchange == .hostShared, hosts > 1 else { return .blocking }
+        let noSpareCore = overlapped ? ranksPerHost * (threadsPerRank + 1) > cores : ranksPerHost >= cores
+        return noSpareCore ? .polling : .blocking
     }
 
     /// Whether `choice` runs host-shared here (every host runs the same number of ranks).

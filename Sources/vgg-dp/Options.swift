@@ -79,9 +79,10 @@ struct RunOptions: ParsableArguments {
         """)
     var overlap: Bool? = nil
     @Option(help: """
-        How the communication thread waits: blocking (MPI_Allreduce), polling (MPI_Iallreduce + MPI_Test, \
-        sleeping --poll-us between tests), or auto: polling for host-shared's communication thread on a host \
-        whose ranks × (threads + 1) exceed its cores, else blocking.
+        How an allreduce is waited for: blocking (MPI_Allreduce), polling (MPI_Iallreduce + MPI_Test, \
+        sleeping --poll-us between tests), or auto: polling for host-shared's cross-host allreduce on a host \
+        with no core to spare for the wait (overlapped: ranks × (threads + 1) over its cores; after backward: \
+        as many ranks as cores), else blocking.
         """)
     var commWait: CommWait = .auto
     @Option(help: "Sleep between MPI_Test calls when polling, microseconds.")

@@ -79,6 +79,7 @@ final class ClusterTests: XCTestCase {
         let folder = Launcher.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let report = folder.appendingPathComponent("h.json").path
+        let afterReport = folder.appendingPathComponent("after.json").path
         let args = Launcher.tiny + ["--batch-size", "2", "--warmup", "0", "--threads", "1", "--no-peak-probe", "--steps", "4"]
         let train = try cluster(["run", "2", "--ranks-per-host", "2", "--rate", "1gbit", "--bytes", "--"] + args
                                 + ["--exchange", "host-shared", "--report", report], timeout: 200)
@@ -90,11 +91,15 @@ final class ClusterTests: XCTestCase {
         XCTAssertTrue(train.stdout.contains("(identical on all 4 rank(s))"), train.all)
         // After backward instead of during it: the same sums in the same order, the same weights.
         let after = try cluster(["run", "2", "--ranks-per-host", "2", "--rate", "1gbit", "--"] + args
-                                + ["--exchange", "host-shared", "--no-overlap"], timeout: 200)
+                                + ["--exchange", "host-shared", "--no-overlap", "--report", afterReport], timeout: 200)
         XCTAssertEqual(after.status, 0, after.all)
         XCTAssertTrue(after.stdout.contains("exchange host-shared after backward"), after.all)
         XCTAssertNotNil(Launcher.checksum(after.stdout), after.all)
         XCTAssertEqual(Launcher.checksum(after.stdout), Launcher.checksum(train.stdout))
+        let afterWait = RankLayout(hosts: 2, ranksPerHost: 2, threadsPerRank: 1, cores: ProcessInfo.processInfo.activeProcessorCount)
+            .communicationWait(.auto, exchange: .hostShared, overlapped: false)
+        XCTAssertEqual(try RunReport.read(from: afterReport).commWait,
+                       afterWait == .polling ? "MPI_Iallreduce tested every 200 µs" : "blocking MPI_Allreduce")
         let r = try RunReport.read(from: report)
         XCTAssertEqual(r.exchange, .hostShared)
         XCTAssertEqual(r.perRank.map(\.host), [hosts[0], hosts[0], hosts[1], hosts[1]], "host by host")

@@ -91,10 +91,11 @@ final class DataParallelTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains(expected ? "overlapped with backward" : "after backward"), r.stdout)
     }
 
-    /// --comm-wait auto (the default): host-shared's communication thread
-    /// polls where it has no core of its own; every other wait blocks; an
-    /// explicit choice stands.
-    func testCommWaitAutoPollsOnlyHostSharedsThreadWithoutACore() throws {
+    /// --comm-wait auto (the default): host-shared's cross-host allreduce
+    /// polls where its wait has no core to spare (overlapped: ranks ×
+    /// (threads + 1) over the cores; after backward: as many ranks as
+    /// cores); every other wait blocks; an explicit choice stands.
+    func testCommWaitAutoPollsOnlyHostSharedsCrossHostWaitWithoutACore() throws {
         func wait(_ choice: CommWait, _ exchange: ExchangeChoice = .hostShared, hosts: Int = 2, ranks: Int = 2,
                   cores: Int = 2, overlapped: Bool = true) -> CommWait {
             RankLayout(hosts: hosts, ranksPerHost: ranks, threadsPerRank: 1, cores: cores)
@@ -103,7 +104,10 @@ final class DataParallelTests: XCTestCase {
         XCTAssertEqual(wait(.auto), .polling)
         XCTAssertEqual(wait(.auto, cores: 3), .polling)
         XCTAssertEqual(wait(.auto, cores: 4), .blocking)
-        XCTAssertEqual(wait(.auto, overlapped: false), .blocking)
+        XCTAssertEqual(wait(.auto, overlapped: false), .polling)
+        XCTAssertEqual(wait(.auto, cores: 3, overlapped: false), .blocking)
+        XCTAssertEqual(wait(.auto, hosts: 1, overlapped: false), .blocking)
+        XCTAssertEqual(wait(.auto, .allreduce, overlapped: false), .blocking)
         XCTAssertEqual(wait(.auto, .allreduce), .blocking)
         XCTAssertEqual(wait(.auto, .allreduce, hosts: 1), .blocking)
         XCTAssertEqual(wait(.blocking), .blocking)

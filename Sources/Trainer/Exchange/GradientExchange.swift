@@ -13,7 +13,7 @@ import Vocabulary
 public protocol GradientExchange: AnyObject {
     /// For the layout line: where and when the gradients travel.
     var description: String { get }
-    /// How the communication thread waits ("none" without one), for the report.
+    /// How its allreduces are waited for ("none" when it sends nothing), for the report.
     var waitDescription: String { get }
     /// Per bucket, the last step's allreduce start and end (Clock seconds; 0 when none ran).
     var bucketStart: [Double] { get }

@@ -115,7 +115,7 @@ final class HostSharedExchange: GradientExchange {
             + "sums its slice of the gradients; across \(across.size) hosts the owners of a slice \(how) "
             + "(\(wire.dtype.rawValue)); each rank then updates its slice; no gradient is copied within a host"
     }
-    var waitDescription: String { pipeline == nil ? "none" : wire.waitDescription }
+    var waitDescription: String { replica.across == nil ? "none" : wire.waitDescription }
     var bytesSent: Int { wire.bytesSent }
     var fp32BytesSent: Int { fp32Sent }
 

@@ -39,7 +39,7 @@ final class InlineAllreduce: GradientExchange {
         let how = group.size > 1 ? "MPI_Allreduce on the compute thread, after backward" : "none (one rank)"
         return compressor.map { "\(how), \($0.settings.description)" } ?? how
     }
-    var waitDescription: String { "none" }
+    var waitDescription: String { group.size > 1 ? wire.waitDescription : "none" }
     var bytesSent: Int { wire.bytesSent }
 
     func beginStep(_ step: Int) {
