@@ -96,17 +96,17 @@ final class ClusterTests: XCTestCase {
         XCTAssertTrue(after.stdout.contains("exchange host-shared after backward"), after.all)
         XCTAssertNotNil(Launcher.checksum(after.stdout), after.all)
         XCTAssertEqual(Launcher.checksum(after.stdout), Launcher.checksum(train.stdout))
-        let afterWait = RankLayout(hosts: 2, ranksPerHost: 2, threadsPerRank: 1, cores: ProcessInfo.processInfo.activeProcessorCount)
-            .communicationWait(.auto, exchange: .hostShared, overlapped: false)
-        XCTAssertEqual(try RunReport.read(from: afterReport).commWait,
-                       afterWait == .polling ? "MPI_Iallreduce tested every 200 µs" : "blocking MPI_Allreduce")
+        // --comm-wait auto, applied by the binary: each "host" sees this machine's cores.
+        let layout = RankLayout(hosts: 2, ranksPerHost: 2, threadsPerRank: 1, cores: ProcessInfo.processInfo.activeProcessorCount)
+        func autoWait(overlapped: Bool) -> String {
+            layout.communicationWait(.auto, exchange: .hostShared, overlapped: overlapped) == .polling
+                ? "MPI_Iallreduce tested every 200 µs" : "blocking MPI_Allreduce"
+        }
+        XCTAssertEqual(try RunReport.read(from: afterReport).commWait, autoWait(overlapped: false))
         let r = try RunReport.read(from: report)
         XCTAssertEqual(r.exchange, .hostShared)
         XCTAssertEqual(r.perRank.map(\.host), [hosts[0], hosts[0], hosts[1], hosts[1]], "host by host")
-        // --comm-wait auto, applied by the binary: each "host" sees this machine's cores.
-        let wait = RankLayout(hosts: 2, ranksPerHost: 2, threadsPerRank: 1, cores: ProcessInfo.processInfo.activeProcessorCount)
-            .communicationWait(.auto, exchange: .hostShared, overlapped: true)
-        XCTAssertEqual(r.commWait, wait == .polling ? "MPI_Iallreduce tested every 200 µs" : "blocking MPI_Allreduce")
+        XCTAssertEqual(r.commWait, autoWait(overlapped: true))
         // Each rank hands its slice, about half the gradient, to the cross-host allreduce.
         let gradient = r.parameters * 4
         for rank in r.perRank {
