@@ -43,7 +43,7 @@ let package = Package(
         // Also holds the run-report fixtures both test targets build on.
         .target(name: "TestSupport", dependencies: ["Reports", "Vocabulary"], path: "Tests/TestSupport"),
         .testTarget(name: "VGGEngineTests", dependencies: ["VGGEngine", "Vocabulary"]),
-        .testTarget(name: "CommTests", dependencies: ["Comm", "Vocabulary", "TestSupport", "vgg-dp"]),
+        .testTarget(name: "CommTests", dependencies: ["Comm", "Reports", "Vocabulary", "TestSupport", "vgg-dp"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Reports", "VGGEngine", "Comm", "Vocabulary", "TestSupport", "vgg-dp"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Vocabulary", "TestSupport"], exclude: ["Fixtures"]),
     ]

@@ -11,8 +11,12 @@
 #   E3 (with --cluster) 2 simulated hosts x 2 ranks at 1 Gbit/s, allreduce
 #      against host-shared (overlapped with backward, the default across
 #      hosts, and after backward), with the bytes each host's link carried;
+#      then both overlapped at 10 Gbit/s (c10_*), where the link's CPU, not
+#      its bandwidth, is what the cores feel;
 #   E4 the model against E1-E3: allreduce-bench fits (2 ranks on this host;
-#      with --cluster, 2 simulated hosts x 1 rank at 1 Gbit/s); co-run
+#      with --cluster, 2 simulated hosts x 1 rank at 1 and at 10 Gbit/s,
+#      polled, so that each row's host CPU is what moving the bytes costs
+#      rather than a spinning wait: the model's host CPU per byte); co-run
 #      profiles (2, and 4, copies of the one-rank run at once; the slowest
 #      copy's report is the compute of ranks that share a host that way);
 #      then `vgg-dp model` from E1's one-rank profile and the co-run
@@ -109,6 +113,11 @@ if [ "$cluster" -eq 1 ] && part E3; then
             --report "$O/c_$variant.json" > "$O/c_$variant.txt" 2>&1 || { echo "c_$variant failed:"; tail -5 "$O/c_$variant.txt"; }
         summ "c_$variant"; grep -E '^cluster: ' "$O/c_$variant.txt" || true
     done
+    for variant in allreduce host-shared; do
+        VGGDP_BIN=$(realpath "$B") bash scripts/cluster.sh run 2 --ranks-per-host 2 --rate 10gbit --bytes -- $A --exchange "$variant" \
+            --report "$O/c10_$variant.json" > "$O/c10_$variant.txt" 2>&1 || { echo "c10_$variant failed:"; tail -5 "$O/c10_$variant.txt"; }
+        summ "c10_$variant"; grep -E '^cluster: ' "$O/c10_$variant.txt" || true
+    done
     bash scripts/cluster.sh down > /dev/null 2>&1
 fi
 if part E4; then
@@ -137,16 +146,20 @@ if part E4; then
         --cores-per-host "$(nproc)" "${co[@]}" --measured "${one[@]}" --markdown "$O/model_host.md" > /dev/null
     [ -f "$O/model_host.md" ] && sed -n '/## Measured vs predicted/,$p' "$O/model_host.md"
     if [ "$cluster" -eq 1 ]; then
-        VGGDP_BIN=$(realpath "$B") bash scripts/cluster.sh run 2 --rate 1gbit --down -- allreduce-bench --iterations 2 \
-            --min-bytes 1048576 --json "$(realpath "$O")/fit_cluster.json" > "$O/fit_cluster.txt" 2>&1 \
-            || { tail -5 "$O/fit_cluster.txt"; die "allreduce-bench on the simulated cluster failed"; }
-        grep -E '^fit' "$O/fit_cluster.txt" || true
-        two=()
-        for f in c_allreduce c_host-shared c_host-shared_after; do [ -f "$O/$f.json" ] && two+=("$O/$f.json"); done
-        # The simulated hosts share this machine's cores.
-        [ "${#two[@]}" -eq 0 ] || "$B" model "$O/w1.json" --fit "$O/fit_cluster.json" --ranks "1 2 4" --ranks-per-host 2 \
-            --cores-per-host "$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))" "${co[@]}" --measured "${two[@]}" --markdown "$O/model_cluster.md" > /dev/null
-        [ -f "$O/model_cluster.md" ] && sed -n '/## Measured vs predicted/,$p' "$O/model_cluster.md"
+        for n in "" 10; do  # fit_cluster, model_cluster at 1 Gbit/s; fit_cluster10, model_cluster10 at 10
+            rate=${n:-1}gbit
+            VGGDP_BIN=$(realpath "$B") bash scripts/cluster.sh run 2 --rate "$rate" --down -- allreduce-bench --iterations 2 \
+                --min-bytes 1048576 --comm-wait polling --json "$(realpath "$O")/fit_cluster$n.json" > "$O/fit_cluster$n.txt" 2>&1 \
+                || { tail -5 "$O/fit_cluster$n.txt"; die "allreduce-bench on the simulated cluster ($rate) failed"; }
+            grep -E '^fit' "$O/fit_cluster$n.txt" || true
+            two=()
+            if [ -z "$n" ]; then runs="c_allreduce c_host-shared c_host-shared_after"; else runs="c10_allreduce c10_host-shared"; fi
+            for f in $runs; do [ -f "$O/$f.json" ] && two+=("$O/$f.json"); done
+            # The simulated hosts share this machine's cores.
+            [ "${#two[@]}" -eq 0 ] || "$B" model "$O/w1.json" --fit "$O/fit_cluster$n.json" --ranks "1 2 4" --ranks-per-host 2 \
+                --cores-per-host "$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))" "${co[@]}" --measured "${two[@]}" --markdown "$O/model_cluster$n.md" > /dev/null
+            [ -f "$O/model_cluster$n.md" ] && { echo "-- $rate"; sed -n '/## Measured vs predicted/,$p' "$O/model_cluster$n.md"; }
+        done
     fi
 fi
 echo "reports: $O"

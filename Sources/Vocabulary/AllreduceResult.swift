@@ -13,9 +13,15 @@ public struct AllreduceResult: Codable, Sendable {
     public var busbwGBps: Double
     /// Whether a final call, on rank-dependent values, summed correctly on every rank.
     public var correct = true
+    /// Busy CPU seconds of one host per call: the busy time (user, nice,
+    /// system, irq, softirq; every process and the kernel) of rank 0's
+    /// machine from /proc/stat over the timed calls, ÷ the calls, ÷ the hosts
+    /// on that machine (simulated hosts share one). nil where /proc/stat
+    /// cannot be read, and in files written before it was measured.
+    public var hostCpuSeconds: Double?
 
     public init(bytes: Int, count: Int, iterations: Int, seconds: Double, algbwGBps: Double, busbwGBps: Double,
-                correct: Bool = true) {
+                correct: Bool = true, hostCpuSeconds: Double? = nil) {
         self.bytes = bytes
         self.count = count
         self.iterations = iterations
@@ -23,5 +29,6 @@ public struct AllreduceResult: Codable, Sendable {
         self.algbwGBps = algbwGBps
         self.busbwGBps = busbwGBps
         self.correct = correct
+        self.hostCpuSeconds = hostCpuSeconds
     }
 }

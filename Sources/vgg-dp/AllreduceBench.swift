@@ -16,6 +16,11 @@ struct AllreduceBench: ParsableCommand {
         With 2 or more ranks it then fits the ring cost T(bytes) = 2(N−1)·α + 2·((N−1)/N)·bytes·β to the table's \
         rows by least squares (α, β ≥ 0) and prints α in µs and 1/β in GB/s (the link bandwidth a ring uses). \
         --json FILE writes the table and the fit; `vgg-dp model --fit FILE` reads it.
+
+        host_cpu_ms is the busy CPU of one host per call (rank 0's machine from /proc/stat, every process and the \
+        kernel, divided by the hosts on that machine). With --comm-wait polling the ranks sleep between tests, so \
+        across hosts it is what moving the bytes costs (TCP stack, copies, sums); the fit then also gives the host \
+        CPU per byte on the link, which `vgg-dp model` charges to backward where a host has no idle core.
         """)
 
     /// The model whose gradient sets the largest size and the bucket plan.
@@ -28,6 +33,8 @@ struct AllreduceBench: ParsableCommand {
     var json: String?
     @Option(help: "Weigh the fit's rows by relative error (every size counts the same) or absolute error (large sizes dominate).")
     var fitWeighting: CostFit.Weighting = .relative
+    @Option(help: ArgumentHelp("Wait in a blocking MPI_Allreduce (busy-polling inside MPI), or poll MPI_Iallreduce with MPI_Test every 200 µs, as the trainer's --comm-wait polling does; polled, host_cpu_ms is the CPU that moving the bytes costs, not a spinning wait.", valueName: "blocking|polling"))
+    var commWait: CommWait = .blocking
 
     func run() throws {
         let started = Date()
@@ -48,30 +55,40 @@ struct AllreduceBench: ParsableCommand {
             guard minBytes >= 4, top >= minBytes, iterations >= 1 else {
                 throw TrainerError.usage("need 4 ≤ --min-bytes ≤ --max-bytes and --iterations ≥ 1")
             }
+            guard commWait != .auto else {
+                throw TrainerError.usage("allreduce-bench --comm-wait: give blocking or polling (auto is the trainer's choice for its layout)")
+            }
             try checkBufferFits(top: top, gradientBytes: gradientBytes, world: world)
+            let hostsPerMachine = try AllreduceBenchmark.hostsSharingRootMachine(world: world)
             var counts: [Int] = []
             var b = minBytes
             while b < top { counts.append(b / 4); b *= 2 }
             counts.append(top / 4)
             if world.isRoot {
                 printOut("# allreduce-bench: \(world.size) ranks, MPI_FLOAT sum in place, \(World.libraryVersion)")
+                printOut("# wait: " + GradientWire(dtype: .fp32, capacity: 0, wait: commWait).waitDescription)
                 printOut("# algbw = bytes/time; busbw = algbw·2(N−1)/N; time = slowest rank, mean of iterations")
-                printOut(String(format: "%14@ %12@ %8@ %12@ %10@ %10@ %6@", "bytes" as NSString, "count" as NSString, "iters" as NSString,
-                                "time_us" as NSString, "algbw_GB/s" as NSString, "busbw_GB/s" as NSString, "check" as NSString))
+                printOut("# host_cpu_ms = busy CPU of one host per call: rank 0's machine (/proc/stat: user+nice+system+irq+softirq, every process) ÷ the \(hostsPerMachine) host(s) on it")
+                printOut(String(format: "%14@ %12@ %8@ %12@ %10@ %10@ %6@ %12@", "bytes" as NSString, "count" as NSString, "iters" as NSString,
+                                "time_us" as NSString, "algbw_GB/s" as NSString, "busbw_GB/s" as NSString, "check" as NSString,
+                                "host_cpu_ms" as NSString))
             }
             var wrong: [Int] = []
             var rows: [AllreduceResult] = []
             for count in counts {
                 let iters = min(1000, max(iterations, iterations * (top / 4) / max(count, 1)))
-                let r = try AllreduceBenchmark.run(world: world, counts: [count], iterations: iters)[0]
+                let r = try AllreduceBenchmark.run(world: world, counts: [count], iterations: iters, wait: commWait,
+                                                   hostsPerMachine: hostsPerMachine)[0]
                 if world.isRoot { printOut(row(r)) }
                 if !r.correct { wrong.append(r.bytes) }
                 rows.append(r)
             }
             // The trainer's bucketed exchange of the whole gradient vs one call.
             let plan = BucketPlan(spec: spec, bucketMB: bucketMb)
-            let whole = try AllreduceBenchmark.run(world: world, counts: [spec.parameterCount], iterations: iterations)[0]
-            let bucketed = try AllreduceBenchmark.runSequence(world: world, counts: plan.buckets.map(\.slice.count), iterations: iterations)
+            let whole = try AllreduceBenchmark.run(world: world, counts: [spec.parameterCount], iterations: iterations, wait: commWait,
+                                                   hostsPerMachine: hostsPerMachine)[0]
+            let bucketed = try AllreduceBenchmark.runSequence(world: world, counts: plan.buckets.map(\.slice.count), iterations: iterations,
+                                                              wait: commWait, hostsPerMachine: hostsPerMachine)
             if world.isRoot {
                 printOut("# whole gradient: \(Text.grouped(gradientBytes)) bytes (\(spec.model.rawValue), \(Text.grouped(spec.parameterCount)) fp32 parameters)")
                 printOut("# whole gradient, one call:")
@@ -83,7 +100,8 @@ struct AllreduceBench: ParsableCommand {
                     printOut("# fit: none (one rank exchanges nothing; run with 2 or more ranks)")
                 } else {
                     do {
-                        let f = try AllreduceBenchRecord.fit(ranks: world.size, rows: rows, weighting: fitWeighting)
+                        let f = try AllreduceBenchRecord.fit(ranks: world.size, hosts: Set(world.hostNames).count, rows: rows,
+                                                             weighting: fitWeighting)
                         fit = f
                         printOut("# fit of T(bytes) = 2(N−1)·α + 2·((N−1)/N)·bytes·β to the \(rows.count) rows above:")
                         printOut("#   " + f.summary)
@@ -97,7 +115,7 @@ struct AllreduceBench: ParsableCommand {
                         startedAt: ISO8601DateFormatter().string(from: started), ranks: world.size, hosts: world.hostNames,
                         mpiLibrary: World.libraryVersion, model: spec.model.rawValue, imageSize: spec.imageSize,
                         widthDivisor: spec.widthDivisor, classes: spec.classes, gradientBytes: gradientBytes,
-                        bucketMb: bucketMb, rows: rows, wholeGradient: whole, bucketed: bucketed, fit: fit)
+                        bucketMb: bucketMb, commWait: commWait, rows: rows, wholeGradient: whole, bucketed: bucketed, fit: fit)
                     try record.write(to: json)
                     printOut("# json: \(json)")
                 }
@@ -134,7 +152,8 @@ struct AllreduceBench: ParsableCommand {
     }
 
     func row(_ r: AllreduceResult) -> String {
-        String(format: "%14d %12d %8d %12.1f %10.3f %10.3f %6@", r.bytes, r.count, r.iterations, r.seconds * 1e6,
-               r.algbwGBps, r.busbwGBps, (r.correct ? "ok" : "WRONG") as NSString)
+        String(format: "%14d %12d %8d %12.1f %10.3f %10.3f %6@ %12@", r.bytes, r.count, r.iterations, r.seconds * 1e6,
+               r.algbwGBps, r.busbwGBps, (r.correct ? "ok" : "WRONG") as NSString,
+               (r.hostCpuSeconds.map { String(format: "%.3f", $0 * 1e3) } ?? "-") as NSString)
     }
 }

@@ -30,7 +30,9 @@ struct ModelCommand: ParsableCommand {
         what the trainer does there: the exchange auto picks, the overlap default (none on a host whose cores \
         are all computing), threads beyond the cores sharing them. host-shared reduces within a host at the \
         memory bandwidth of the profile's optimizer pass, and across hosts the slice owners allreduce their \
-        slices, the gradient crossing each host's link once. --measured runs are predicted for their own layout.
+        slices, the gradient crossing each host's link once. Where the --fit file holds the host CPU per byte on \
+        the link (allreduce-bench across hosts), the bytes a host's link moves while backward runs take that CPU \
+        from the host's idle cores, then from backward. --measured runs are predicted for their own layout.
 
         Example: vgg-dp model runs/profile.json --link 25gbit --latency 5us --batch-size 32 --ranks "8 64 1024" \
         --markdown model.md --csv model.csv --plots plots
@@ -198,9 +200,10 @@ struct ModelCommand: ParsableCommand {
             guard record.ranks >= 2, let stored = record.fit else {
                 throw TrainerError.usage("--fit \(path) has no fit (a one-rank benchmark); measure with 2 or more ranks")
             }
-            let f = try refit.map { try AllreduceBenchRecord.fit(ranks: record.ranks, rows: record.rows, weighting: $0) } ?? stored
             let hosts = Set(record.hosts).sorted()
-            return (f.cost, "measured: \(path) (allreduce-bench, \(record.ranks) ranks on \(hosts.count) host(s): \(hosts.joined(separator: ", "))); \(f.summary)")
+            let f = try refit.map { try AllreduceBenchRecord.fit(ranks: record.ranks, hosts: hosts.count, rows: record.rows, weighting: $0) } ?? stored
+            let wait = (record.commWait ?? .blocking) == .blocking ? "blocking MPI_Allreduce" : "MPI_Iallreduce polled"
+            return (f.cost, "measured: \(path) (allreduce-bench, \(record.ranks) ranks on \(hosts.count) host(s): \(hosts.joined(separator: ", ")); \(wait)); \(f.summary)")
         case let (nil, .some(rate)):
             guard refit == nil else { throw TrainerError.usage("--refit goes with --fit, not --link") }
             guard let lat = latency else { throw TrainerError.usage("--link needs --latency (α, the latency of one ring step, e.g. 5us)") }

@@ -89,7 +89,8 @@ final class ScalingModelTests: XCTestCase {
             return AllreduceResult(bytes: b, count: b / 4, iterations: 3, seconds: t,
                                    algbwGBps: Double(b) / t / 1e9, busbwGBps: Double(b) / t / 1e9 * 1.5)
         }
-        let fit = try AllreduceBenchRecord.fit(ranks: 4, rows: rows, weighting: .relative)
+        let fit = try AllreduceBenchRecord.fit(ranks: 4, hosts: 4, rows: rows, weighting: .relative)
+        XCTAssertNil(fit.cost.hostCpuPerByte, "rows without their CPU time give no host CPU")
         let record = AllreduceBenchRecord(startedAt: "2026-01-01T00:00:00Z", ranks: 4, hosts: ["a", "b", "c", "d"],
                                           mpiLibrary: "test", model: "vgg16", imageSize: 64, widthDivisor: 4, classes: 1000,
                                           gradientBytes: 8 << 20, bucketMb: 25, rows: rows, wholeGradient: rows[2],
@@ -104,6 +105,44 @@ final class ScalingModelTests: XCTestCase {
         XCTAssertEqual(back.rows.map(\.bytes), [1024, 1 << 20, 8 << 20])
         XCTAssertEqual(back.hosts, ["a", "b", "c", "d"])
         XCTAssertEqual(try XCTUnwrap(back.fit).cost.alpha, 20e-6, accuracy: 1e-12)
+    }
+
+    func testHostCPUPerByteIsTheRowsCPUOverTheBytesEachHostsLinkCarried() throws {
+        // A ring over 4 ranks, host by host: each host's one outgoing edge carries 2·(3/4) of every allreduced byte.
+        let rows = [(1000, 0.003), (3000, 0.009)].map { (b: Int, cpu: Double) in
+            AllreduceResult(bytes: b, count: b / 4, iterations: 1, seconds: Double(b) * 1e-6, algbwGBps: 1, busbwGBps: 1.5,
+                            hostCpuSeconds: cpu)
+        }
+        let gamma = try XCTUnwrap(CostFit.hostCpuPerByte(ranks: 4, hosts: 2, rows: rows))
+        XCTAssertEqual(gamma, 0.012 / (1.5 * 4000), accuracy: 1e-15)
+        XCTAssertEqual(try AllreduceBenchRecord.fit(ranks: 4, hosts: 2, rows: rows, weighting: .relative).cost.hostCpuPerByte, gamma)
+        XCTAssertNil(CostFit.hostCpuPerByte(ranks: 4, hosts: 1, rows: rows), "on one host there is no link to charge")
+        var partial = rows
+        partial[1].hostCpuSeconds = nil
+        XCTAssertNil(CostFit.hostCpuPerByte(ranks: 4, hosts: 2, rows: partial), "a row without its CPU time gives none")
+
+        // Files written before the CPU was measured read back without it.
+        let record = AllreduceBenchRecord(startedAt: "2026-01-01T00:00:00Z", ranks: 4, hosts: ["a", "a", "b", "b"],
+                                          mpiLibrary: "test", model: "vgg16", imageSize: 64, widthDivisor: 4, classes: 1000,
+                                          gradientBytes: 3000, bucketMb: 25, commWait: .polling, rows: rows,
+                                          wholeGradient: rows[1], bucketed: rows[1],
+                                          fit: try AllreduceBenchRecord.fit(ranks: 4, hosts: 2, rows: rows, weighting: .relative))
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("vgg-dp-model-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("bench.json").path
+        try record.write(to: path)
+        let back = try AllreduceBenchRecord.read(from: path)
+        XCTAssertEqual(back.commWait, .polling)
+        XCTAssertEqual(try XCTUnwrap(back.fit?.cost.hostCpuPerByte), gamma, accuracy: 1e-18)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let old = text.split(separator: "\n").filter { !$0.contains("host_cpu") && !$0.contains("comm_wait") }.joined(separator: "\n")
+        XCTAssertNotEqual(old, text)
+        try old.write(toFile: path, atomically: true, encoding: .utf8)
+        let older = try AllreduceBenchRecord.read(from: path)
+        XCTAssertNil(older.commWait)
+        XCTAssertNil(older.fit?.cost.hostCpuPerByte)
+        XCTAssertTrue(older.rows.allSatisfy { $0.hostCpuSeconds == nil })
     }
 
     // MARK: - Units
@@ -355,8 +394,12 @@ final class ScalingModelTests: XCTestCase {
         var shared = layout
         shared.exchange = .hostShared
         let h = ScalingModel.step(profile: p, cost: slow, ranks: 4, batchPerRank: 2, layout: shared)
-        XCTAssertNil(h.coRunCopies, "host-shared ranks read one replica: not the co-run of private copies")
-        XCTAssertEqual(h.backward, 18, accuracy: 1e-12, "the profile's backward, 4 ranks sharing 2 cores")
+        XCTAssertEqual(h.coRunCopies, 4, "host-shared ranks at that load take the co-run's compute too")
+        XCTAssertEqual(h.backward, 11, accuracy: 1e-12, "the co-run's backward, not the profile's × 2")
+        // One host: the sum-and-update pass moves G + 4G/4 = 2 bytes per gradient byte at the memory speed of the
+        // co-run's optimizer (1 s for 5 × 32 bytes): A (24 bytes) 0.3 s, B 0.1 s, after backward.
+        XCTAssertEqual(h.allreduce, 0.4, accuracy: 1e-12)
+        XCTAssertEqual(h.step, 0.6 + 1.8 + 11 + 0.4, accuracy: 1e-12)
     }
 
     func testHostSharedOnOneHostIsOnePassThroughMemory() {
@@ -399,6 +442,42 @@ final class ScalingModelTests: XCTestCase {
         after.overlap = false
         XCTAssertEqual(ScalingModel.step(profile: p, cost: slow, ranks: 4, batchPerRank: 2, layout: after).step,
                        2 + 9 + 6.18 + 0.3 + 2.06 + 0.1, accuracy: 1e-9)
+    }
+
+    func testTheLinksHostCPUDuringBackwardLengthensBackwardWhereNoCoreIsIdle() {
+        // 2 hosts × 2 ranks on 2 cores each: no core idle. γ = 0.01 s per byte a host's link carries.
+        // A fast link: A (24 bytes, ready at 5) moves within backward, B (ready at 9, the end) after it.
+        // Host-shared puts 2·(1/2) of a bucket on each host's link: 0.24 s of CPU over 2 cores, so backward
+        // is 9.12 (A's readiness moves to 5·9.12/9, still inside).
+        let p = profile(buckets: twoBuckets)
+        let layout = ModelLayout(ranksPerHost: 2, threadsPerRank: 1, cores: 2)
+        let fast = LinkCost(alpha: 0, beta: 1e-6, hostCpuPerByte: 0.01)
+        let s = ScalingModel.step(profile: p, cost: fast, ranks: 4, batchPerRank: 2, layout: layout)
+        XCTAssertTrue(s.overlap)
+        XCTAssertEqual(s.backward, 9.12, accuracy: 1e-9)
+        XCTAssertEqual(s.linkCPU, 0.12, accuracy: 1e-9)
+        XCTAssertEqual(s.buckets[0].ready, 5 * 9.12 / 9, accuracy: 1e-9)
+        // A flat ring over the 4 ranks carries 2·(3/4) of A: 0.36 s of CPU, backward 9.18.
+        var flat = layout
+        flat.exchange = .allreduce
+        XCTAssertEqual(ScalingModel.step(profile: p, cost: fast, ranks: 4, batchPerRank: 2, layout: flat).backward, 9.18, accuracy: 1e-9)
+        // Two idle cores per host take the 0.24 s; without overlap, on one host, or unmeasured, backward keeps its 9 s.
+        var roomy = layout
+        roomy.cores = 4
+        XCTAssertEqual(ScalingModel.step(profile: p, cost: fast, ranks: 4, batchPerRank: 2, layout: roomy).backward, 9, accuracy: 1e-12)
+        var after = layout
+        after.overlap = false
+        XCTAssertEqual(ScalingModel.step(profile: p, cost: fast, ranks: 4, batchPerRank: 2, layout: after).backward, 9, accuracy: 1e-12)
+        XCTAssertEqual(ScalingModel.step(profile: p, cost: fast, ranks: 2, batchPerRank: 2, layout: layout).backward, 9, accuracy: 1e-12)
+        XCTAssertEqual(ScalingModel.step(profile: p, cost: LinkCost(alpha: 0, beta: 1e-6), ranks: 4, batchPerRank: 2,
+                                         layout: layout).linkCPU, 0)
+
+        // The slow link (β = 1/4): A takes 6.18 s from its readiness 5b/9, so the share of it inside a
+        // backward of b is (b − 5b/9)/6.18, and b = 9 + (0.01·24/2)·(4b/9)/6.18.
+        let slowCPU = LinkCost(alpha: 0, beta: 0.25, hostCpuPerByte: 0.01)
+        let crossing = ScalingModel.step(profile: p, cost: slowCPU, ranks: 4, batchPerRank: 2, layout: layout)
+        XCTAssertEqual(crossing.backward, 9 / (1 - 0.12 * 4 / (9 * 6.18)), accuracy: 1e-6)
+        XCTAssertEqual(crossing.buckets[0].end - crossing.buckets[0].start, 6.18, accuracy: 1e-9)
     }
 
     func testRankCountsThatDoNotFillWholeHostsAreLeftOut() throws {

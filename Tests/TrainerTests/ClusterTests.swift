@@ -55,6 +55,18 @@ final class ClusterTests: XCTestCase {
         XCTAssertEqual(r.perRank.map(\.host), hosts)
         XCTAssertGreaterThan(r.buckets.count, 1, "several buckets: the overlapped path ran")
 
+        // allreduce-bench across the two hosts, polled: one host per machine share of the CPU, per byte on the link.
+        let fit = folder.appendingPathComponent("fit.json").path
+        let bench = try cluster(["run", "2", "--rate", "1gbit", "--", "allreduce-bench"] + Launcher.tiny
+                                + ["--iterations", "50", "--min-bytes", "65536", "--comm-wait", "polling", "--json", fit])
+        XCTAssertEqual(bench.status, 0, bench.all)
+        XCTAssertTrue(bench.stdout.contains("÷ the 2 host(s) on it"), bench.stdout)
+        let record = try AllreduceBenchRecord.read(from: fit)
+        XCTAssertEqual(Set(record.hosts), Set(hosts))
+        XCTAssertEqual(record.commWait, .polling)
+        XCTAssertGreaterThan(try XCTUnwrap(record.fit?.cost.hostCpuPerByte, bench.stdout), 0,
+                             "moving bytes between the namespaces costs the machine CPU")
+
         // The same cluster, again: a 2-rank job must equal 1 rank on the global batch.
         let verify = try cluster(["run", "2", "--rate", "1gbit", "--down", "--", "verify"] + Launcher.tiny
                                  + ["--batch-size", "2", "--warmup", "0", "--steps", "2", "--threads", "1", "--bucket-mb", "0.1"])

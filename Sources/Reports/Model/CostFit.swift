@@ -9,15 +9,23 @@ import Vocabulary
 /// per byte on one link (1/β is the link bandwidth a ring can use; it is what
 /// nccl-tests call bus bandwidth). A reduce-scatter and an allgather of N−1
 /// steps each; every step moves bytes/N on every link.
+///
+/// `hostCpuPerByte`: busy CPU seconds a host spends per byte its link sends
+/// (and receives) during an allreduce: the kernel's TCP stack, MPI's copies
+/// and sums, the wait's tests. Measured by `allreduce-bench` across hosts;
+/// nil where not measured (a given --link, one host, older files).
 public struct LinkCost: Codable, Equatable, Sendable {
     /// Seconds per step.
     public var alpha: Double
     /// Seconds per byte.
     public var beta: Double
+    /// Host CPU seconds per byte on the link.
+    public var hostCpuPerByte: Double?
 
-    public init(alpha: Double, beta: Double) {
+    public init(alpha: Double, beta: Double, hostCpuPerByte: Double? = nil) {
         self.alpha = alpha
         self.beta = beta
+        self.hostCpuPerByte = hostCpuPerByte
     }
 
     /// A link of `bitsPerSecond` with `latency` seconds per step.
@@ -120,13 +128,31 @@ public struct CostFit: Codable, Equatable, Sendable {
     public func predict(bytes: Double) -> Double { cost.allreduceSeconds(bytes: bytes, ranks: ranks) }
 
     /// One line for people: α in µs, β as 1/bandwidth and ns per byte, the
-    /// rows, ranks and weighting of the fit, R² and the worst row.
+    /// rows, ranks and weighting of the fit, R² and the worst row; the host
+    /// CPU per byte where it was measured.
     public var summary: String {
         let bw = cost.bandwidthGBps.isFinite ? String(format: "%.3f GB/s", cost.bandwidthGBps) : "∞"
         return String(format: "α = %.2f µs, β = 1/(%@) = %.3f ns/byte (%.2f Gbit/s); fit on %d rows at %d ranks, %@ least squares, R² = %.4f, worst row %.1f%% off",
                       cost.alpha * 1e6, bw as NSString, cost.beta * 1e9, cost.beta > 0 ? 8 / cost.beta / 1e9 : .infinity,
                       points, ranks, weighting.rawValue as NSString, rSquared, 100 * maxRelativeError)
             + (constrained ? " (α or β held at 0)" : "")
+            + (cost.hostCpuPerByte.map { String(format: "; host CPU %.3f ns per byte on the link", $0 * 1e9) } ?? "")
+    }
+
+    /// Host CPU seconds per byte a host's link carries: the rows' busy CPU
+    /// of one host summed over the bytes each host's link sent, 2((N−1)/N)
+    /// per allreduced byte in a ring whose ranks sit host by host (one edge
+    /// leaves each host). nil with fewer than 2 hosts (no link: a host's
+    /// CPU then is shared-memory copies) or a row without its CPU time.
+    public static func hostCpuPerByte(ranks: Int, hosts: Int, rows: [AllreduceResult]) -> Double? {
+        guard hosts >= 2, ranks >= 2, !rows.isEmpty else { return nil }
+        var cpu = 0.0, bytes = 0.0
+        for r in rows {
+            guard let c = r.hostCpuSeconds else { return nil }
+            cpu += c
+            bytes += 2 * Double(ranks - 1) / Double(ranks) * Double(r.bytes)
+        }
+        return bytes > 0 ? cpu / bytes : nil
     }
 }
 
@@ -145,6 +171,9 @@ public struct AllreduceBenchRecord: Codable, Sendable {
     public var classes: Int
     public var gradientBytes: Int
     public var bucketMb: Double
+    /// How each call was waited for (blocking or polling); nil in files
+    /// written before the benchmark could poll (they blocked).
+    public var commWait: CommWait?
     /// The size sweep, smallest first: the rows the fit uses.
     public var rows: [AllreduceResult]
     public var wholeGradient: AllreduceResult
@@ -153,8 +182,8 @@ public struct AllreduceBenchRecord: Codable, Sendable {
     public var fit: CostFit?
 
     public init(startedAt: String, ranks: Int, hosts: [String], mpiLibrary: String, model: String, imageSize: Int,
-                widthDivisor: Int, classes: Int, gradientBytes: Int, bucketMb: Double, rows: [AllreduceResult],
-                wholeGradient: AllreduceResult, bucketed: AllreduceResult, fit: CostFit?) {
+                widthDivisor: Int, classes: Int, gradientBytes: Int, bucketMb: Double, commWait: CommWait? = nil,
+                rows: [AllreduceResult], wholeGradient: AllreduceResult, bucketed: AllreduceResult, fit: CostFit?) {
         self.startedAt = startedAt
         self.ranks = ranks
         self.hosts = hosts
@@ -165,15 +194,19 @@ public struct AllreduceBenchRecord: Codable, Sendable {
         self.classes = classes
         self.gradientBytes = gradientBytes
         self.bucketMb = bucketMb
+        self.commWait = commWait
         self.rows = rows
         self.wholeGradient = wholeGradient
         self.bucketed = bucketed
         self.fit = fit
     }
 
-    /// Fits the rows (times of the slowest rank).
-    public static func fit(ranks: Int, rows: [AllreduceResult], weighting: CostFit.Weighting) throws -> CostFit {
-        try CostFit.fit(ranks: ranks, bytes: rows.map { Double($0.bytes) }, seconds: rows.map(\.seconds), weighting: weighting)
+    /// Fits the rows (times of the slowest rank), and the host CPU per byte
+    /// where the ranks sat on 2 or more hosts.
+    public static func fit(ranks: Int, hosts: Int, rows: [AllreduceResult], weighting: CostFit.Weighting) throws -> CostFit {
+        var f = try CostFit.fit(ranks: ranks, bytes: rows.map { Double($0.bytes) }, seconds: rows.map(\.seconds), weighting: weighting)
+        f.cost.hostCpuPerByte = CostFit.hostCpuPerByte(ranks: ranks, hosts: hosts, rows: rows)
+        return f
     }
 
     public func write(to path: String) throws {

@@ -57,6 +57,10 @@ public struct ModelReport: Sendable {
                    + (compute.overlap ? "allreduce overlapped with backward" : "allreduce after backward"))
         out.append("- T_allreduce(bytes) = 2(N−1)·α + 2·((N−1)/N)·bytes·β per bucket, one after another on one communication thread; "
                    + "compute scales linearly with the batch per rank")
+        if let gamma = cost.hostCpuPerByte {
+            out.append("- host CPU of the link: \(Text.fixed(gamma * 1e9, 3)) ns per byte a host's link carries; overlapped across hosts, "
+                       + "what the link moves during backward takes that CPU from the host's idle cores, then from backward, spread over the host's cores")
+        }
         if let l = layout {
             out.append("- layout: \(l.ranksPerHost) rank(s) per host × \(l.threadsPerRank) thread(s), "
                        + (l.cores.map { "\($0) cores per host" } ?? "enough cores for every thread")
@@ -65,7 +69,7 @@ public struct ModelReport: Sendable {
             for c in l.coRuns {
                 let own = c.compute.stepSeconds, base = compute.stepSeconds
                 out.append("- co-run: \(c.source): \(c.copies) copies at once on \(c.machine.cores) cores (\(Text.fixed(c.machine.threadsPerCore, 2)) threads per core); compute \(ms(own)) ms per step, "
-                           + "×\(Text.fixed(base > 0 ? own / base : 0, 2)) the profile's; used for hosts of 2 or more ranks at that load with a replica each (allreduce)")
+                           + "×\(Text.fixed(base > 0 ? own / base : 0, 2)) the profile's; used for hosts of 2 or more ranks at that load")
             }
         } else {
             out.append("- one rank per host")

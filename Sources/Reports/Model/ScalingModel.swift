@@ -83,6 +83,9 @@ public struct StepPrediction: Equatable, Sendable {
     public var overlap = false
     /// The co-run profile the compute came from (its copies); nil: the one-rank profile.
     public var coRunCopies: Int? = nil
+    /// Seconds `backward` holds for the host CPU its link's transfers took
+    /// while backward ran (`LinkCost.hostCpuPerByte`); 0 without overlap across hosts.
+    public var linkCPU = 0.0
     public var imagesPerSecond: Double { step > 0 ? Double(globalBatch) / step : 0 }
     /// The optimizer phase as the trainer measures it: update plus waits.
     public var optimizerPhase: Double { update + exposed }
@@ -172,13 +175,18 @@ public struct ModelLayout: Equatable, Sendable {
 ///   the H hosts at once, sharing the host's link (2(H−1)·α + 2((H−1)/H)·G·β
 ///   in all), bucket by bucket during backward when it overlaps, then each
 ///   rank updates its slice (the optimizer's time ÷ L).
+/// - across hosts with overlap, the bytes a host's link moves while
+///   backward runs take that host's CPU (`LinkCost.hostCpuPerByte`, measured
+///   by allreduce-bench): idle cores absorb it first, the rest lengthens
+///   backward on every rank of the host.
 /// Memory-bandwidth and cache contention between ranks is not modelled but
 /// measured: where the layout holds a co-run profile for the host's load
 /// (`CoRunProfile`), its compute replaces the profile's (buckets kept) and
-/// the threads ÷ cores factor is not applied to compute again. That holds
-/// for ranks with a replica each (allreduce); host-shared ranks read one
-/// replica, whose weights the host's caches hold once, and keep the
-/// profile's compute shared out over the cores.
+/// the threads ÷ cores factor is not applied to compute again, for
+/// allreduce and host-shared ranks alike: a shared replica saves memory,
+/// but each rank still streams the weights and its own activations through
+/// the host's caches and memory as a copy with a replica of its own does
+/// (docs/SCALING.md has the measurements).
 public enum ScalingModel {
     /// `computeScale` multiplies every compute time (hosts faster or slower
     /// than the profiled one, or sharing cores). Data, forward and backward
@@ -188,8 +196,7 @@ public enum ScalingModel {
                             computeScale: Double = 1, layout: ModelLayout? = nil) -> StepPrediction {
         let placed = layout?.ranks(ranks)
         let shared = ranks > 1 && (layout.map { placed!.runsHostShared($0.exchange) } ?? false)
-        // Co-run copies hold a replica each, as allreduce ranks do; host-shared ranks read one.
-        let coRun = shared ? nil : placed.flatMap { layout!.coRun(for: $0) }
+        let coRun = placed.flatMap { layout!.coRun(for: $0) }
         let p = coRun.map { $0.compute.with(buckets: base.buckets) } ?? base
         let overlap: Bool
         if let l = layout, let w = placed {
@@ -201,7 +208,7 @@ public enum ScalingModel {
         let cpu = computeScale * (coRun == nil ? sharing : 1)
         let f = cpu * Double(batchPerRank) / Double(p.batchPerRank)
         let layers = p.layerBackward.map { $0 * f }
-        let backward = layers.reduce(0, +)
+        let computed = layers.reduce(0, +)
         // readyAfter[i]: backward time from its start through layer i (layers run last to first).
         var readyAfter = [Double](repeating: 0, count: layers.count)
         var sum = 0.0
@@ -215,6 +222,10 @@ public enum ScalingModel {
         let oneHost = placed != nil && hosts == 1
         // The time of one bucket's exchange once it starts, and the update left for after it.
         let exchange: (Bucket) -> Double
+        // Bytes one bucket puts on each host's link: a ring over the hosts
+        // (host-shared: the slices' owners together carry the bucket once) or
+        // over all ranks, host by host (one edge leaves each host).
+        let linkBytes: (Bucket) -> Double
         var update = p.optimizer * cpu
         if shared, let w = placed {
             let l = Double(w.ranksPerHost)
@@ -227,24 +238,54 @@ public enum ScalingModel {
                 exchange = { b in Double(b.bytes) * (1 + 1 / l) * perByte + link.allreduceSeconds(bytes: Double(b.bytes) / l, ranks: hosts) }
                 update = p.optimizer * cpu / l
             }
+            linkBytes = { b in 2 * Double(hosts - 1) / Double(hosts) * Double(b.bytes) }
         } else {
             let copies = oneHost ? computeScale * sharing : 1
             exchange = { b in cost.allreduceSeconds(bytes: Double(b.bytes), ranks: ranks) * copies }
+            linkBytes = { b in 2 * Double(ranks - 1) / Double(ranks) * Double(b.bytes) }
         }
+
+        // Buckets go out one after another once backward (`backward` long,
+        // readiness times scaled to it) has finished their lowest layer.
+        func overlapped(backward: Double) -> [BucketTiming] {
+            let stretch = computed > 0 ? backward / computed : 1
+            var commFree = 0.0
+            return p.buckets.map { b in
+                let ready = readyAfter[b.lowestLayer] * stretch
+                let start = max(ready, commFree)
+                commFree = start + exchange(b)
+                return BucketTiming(ready: ready, start: start, end: commFree)
+            }
+        }
+        // Overlapped across hosts, what a host's link moves while backward
+        // runs costs that host CPU (`LinkCost.hostCpuPerByte`: the TCP stack,
+        // MPI's copies and sums, the wait's tests). Cores the host's compute
+        // threads leave idle take it first; the rest lengthens backward,
+        // spread over the host's cores. Solved by iteration: a longer
+        // backward overlaps more of the transfers.
+        var backward = computed
+        if overlap, hosts > 1, let w = placed, let gamma = cost.hostCpuPerByte, gamma > 0 {
+            let cores = Double(max(w.cores, 1))
+            let idle = max(0, cores - Double(w.ranksPerHost * w.threadsPerRank))
+            for _ in 0..<100 {
+                var work = 0.0
+                for (b, t) in zip(p.buckets, overlapped(backward: backward)) where t.end > t.start {
+                    let inside = max(0, min(t.end, backward) - t.start) / (t.end - t.start)
+                    work += gamma * linkBytes(b) * inside
+                }
+                let next = computed + max(0, work - idle * backward) / cores
+                if abs(next - backward) < 1e-9 { backward = next; break }
+                backward = next
+            }
+        }
+        let linkCPU = backward - computed
 
         var timings: [BucketTiming] = []
         var t = backward
         var exposed = 0.0, allreduce = 0.0
-        if ranks > 1 && overlap {
-            var commFree = 0.0
-            for b in p.buckets {
-                let ready = readyAfter[b.lowestLayer]
-                let start = max(ready, commFree)
-                let end = start + exchange(b)
-                commFree = end
-                timings.append(BucketTiming(ready: ready, start: start, end: end))
-                allreduce += end - start
-            }
+        if overlap {
+            timings = overlapped(backward: backward)
+            allreduce = timings.reduce(0) { $0 + $1.end - $1.start }
             for (k, timing) in timings.enumerated() {
                 if timing.end > t {
                     exposed += timing.end - t
@@ -268,7 +309,7 @@ public enum ScalingModel {
         return StepPrediction(ranks: ranks, batchPerRank: batchPerRank, data: data, forward: forward, backward: backward,
                               update: update, allreduce: allreduce, exposed: exposed, step: data + forward + t,
                               buckets: timings, exchange: shared ? .hostShared : .allreduce, overlap: overlap,
-                              coRunCopies: coRun?.copies)
+                              coRunCopies: coRun?.copies, linkCPU: linkCPU)
     }
 
     /// Strong (global batch split over the ranks) or weak (batch per rank
