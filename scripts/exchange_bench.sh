@@ -19,7 +19,9 @@
 #      rather than a spinning wait: the model's host CPU per byte); co-run
 #      profiles (2, and 4, copies of the one-rank run at once; the slowest
 #      copy's report is the compute of ranks that share a host that way);
-#      then `vgg-dp model` from E1's one-rank profile and the co-run
+#      E1's bound (w1 over the slower of 2 unconnected copies: what two
+#      ranks reach with no exchange at all), then `vgg-dp model` from
+#      E1's one-rank profile and the co-run
 #      profiles with the measured runs (each predicted for its own layout).
 #      Needs E1-E3's reports in OUT.
 # "after bwd" is the optimizer column: everything after backward (exchange
@@ -137,6 +139,9 @@ if part E4; then
     }
     corun2=$(corun 2); corun4=$(corun 4)
     for f in "$corun2" "$corun4"; do summ "$(basename "$f" .json)"; done
+    # What E1 can reach here: two unconnected copies exchange nothing, so their efficiency bounds any exchange's.
+    awk -v a="$("$B" summary "$O/w1.json" --field step_seconds.median)" -v b="$("$B" summary "$corun2" --field step_seconds.median)" \
+        'BEGIN { printf "bound on E1: 2 unconnected copies, the slower one: weak-scaling efficiency %.3f\n", a / b }'
     co=(--corun "2:$corun2" --corun "4:$corun4")
     one=()
     for f in w2_allreduce w2_hostshared m4_allreduce m4_hostshared; do [ -f "$O/$f.json" ] && one+=("$O/$f.json"); done
