@@ -16,14 +16,16 @@
 #   E4 the model against E1-E3: allreduce-bench fits (2 ranks on this host;
 #      with --cluster, 2 simulated hosts x 1 rank at 1 and at 10 Gbit/s,
 #      polled, so that each row's host CPU is what moving the bytes costs
-#      rather than a spinning wait: the model's host CPU per byte); co-run
-#      profiles (2, and 4, copies of the one-rank run at once; the slowest
-#      copy's report is the compute of ranks that share a host that way);
-#      E1's bound (w1 over the slower of 2 unconnected copies: what two
-#      ranks reach with no exchange at all), then `vgg-dp model` from
-#      E1's one-rank profile and the co-run
-#      profiles with the measured runs (each predicted for its own layout).
-#      Needs E1-E3's reports in OUT.
+#      rather than a spinning wait: the model's host CPU per byte); E1's
+#      bound (w1 over the slower of 2 unconnected copies: what two ranks
+#      reach with no exchange at all); then `vgg-dp model` from E1's
+#      one-rank profile and the co-run profiles with the measured runs
+#      (each predicted for its own layout). Needs E1-E3's reports in OUT.
+# Co-run profiles: K copies of the one-rank run at once, unconnected; the
+# slowest copy's report is the compute of ranks that share a host that way.
+# Each is measured right after the runs it predicts: 2 copies after E1
+# (corun2_*), 4 after E2 (corun4_*) and 4 again after E3 (corun4c_*); E4
+# measures those that are missing.
 # "after bwd" is the optimizer column: everything after backward (exchange
 # and update). PSS is summed over the ranks. Reports and logs go to OUT
 # (default runs/exchange-<time>). OPENBLAS_CORETYPE is left as set; every
@@ -79,6 +81,20 @@ summ() {
     awk -F '\t' -v t="$1" '{ printf "%-14s ranks %d %-11s step median %.3f s  img/s %.3f  fwd %.3f bwd %.3f after bwd %.3f exposed %.3f  rss(max) %d MiB  pss(sum) %s MiB  sent/rank/step %.1f MB\n", t, $1, ($2 == "" ? "-" : $2), $3, $4, $5, $6, $7, $8, int($9 / 1048576), ($10 == "" ? "-" : int($10 / 1048576)), $11 / 1e6 }'
 }
 run() { local name=$1 n=$2; shift 2; bash scripts/launch.sh -n "$n" -- $A --report "$O/$name.json" "$@" > "$O/$name.txt" 2>&1 || { echo "$name failed:"; tail -5 "$O/$name.txt"; return 1; }; summ "$name"; }
+# K one-rank copies at once, unconnected (corun K TAG): compute under the
+# contention of K ranks on this host, measured right after the runs it will
+# predict (this machine's speed drifts by ±10% within minutes). Prints the
+# slowest copy's report; reuses corunK<TAG>_*.json where OUT has them.
+corun() {
+    local k=$1 tag=$2 i pids=() f
+    if ! ls "$O"/corun"$k$tag"_*.json > /dev/null 2>&1; then
+        for i in $(seq 1 "$k"); do
+            bash scripts/launch.sh -n 1 -- $A --report "$O/corun$k${tag}_$i.json" > "$O/corun$k${tag}_$i.txt" 2>&1 & pids+=("$!")
+        done
+        for i in "${pids[@]}"; do wait "$i" || die "a co-run copy of $k failed (see $O/corun$k${tag}_*.txt)"; done
+    fi
+    for f in "$O"/corun"$k$tag"_*.json; do echo "$("$B" summary "$f" --field step_seconds.mean) $f"; done | sort -g | tail -1 | cut -d' ' -f2
+}
 grep -m1 'model name' /proc/cpuinfo | sed 's/^.*: /cpu: /'
 if part E1; then
     echo "== E1 weak scaling, one host"
@@ -94,6 +110,7 @@ if part E1; then
         echo "round $r: weak-scaling efficiency allreduce ${e% *}  host-shared ${e#* }"
         effs+=("$e")
     done
+    summ "$(basename "$(corun 2 "")" .json)"
     if [ "$rounds" -gt 1 ]; then
         printf '%s\n' "${effs[@]}" | awk '{ a[NR] = $1; h[NR] = $2 }
             function med(x, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
@@ -105,6 +122,7 @@ if part E2; then
     echo "== E2 the main job's layout: 4 ranks x batch 4"
     run m4_allreduce 4 --exchange allreduce
     run m4_hostshared 4 --exchange host-shared
+    summ "$(basename "$(corun 4 "")" .json)"
 fi
 if [ "$cluster" -eq 1 ] && part E3; then
     echo "== E3 2 simulated hosts x 2 ranks, 1 Gbit/s"
@@ -121,6 +139,7 @@ if [ "$cluster" -eq 1 ] && part E3; then
         summ "c10_$variant"; grep -E '^cluster: ' "$O/c10_$variant.txt" || true
     done
     bash scripts/cluster.sh down > /dev/null 2>&1
+    summ "$(basename "$(corun 4 c)" .json)"
 fi
 if part E4; then
     echo "== E4 the model against the measured runs"
@@ -128,17 +147,7 @@ if part E4; then
     bash scripts/launch.sh -n 2 -- allreduce-bench --iterations 3 --min-bytes 1048576 --json "$O/fit_host.json" > "$O/fit_host.txt" 2>&1 \
         || { tail -5 "$O/fit_host.txt"; die "allreduce-bench on this host failed"; }
     grep -E '^fit' "$O/fit_host.txt" || true
-    # K one-rank copies at once, unconnected: compute under the contention of K ranks on this host.
-    corun() {
-        local k=$1 i pids=() f
-        for i in $(seq 1 "$k"); do
-            bash scripts/launch.sh -n 1 -- $A --report "$O/corun${k}_$i.json" > "$O/corun${k}_$i.txt" 2>&1 & pids+=("$!")
-        done
-        for i in "${pids[@]}"; do wait "$i" || die "a co-run copy of $k failed (see $O/corun${k}_*.txt)"; done
-        for f in "$O"/corun"${k}"_*.json; do echo "$("$B" summary "$f" --field step_seconds.mean) $f"; done | sort -g | tail -1 | cut -d' ' -f2
-    }
-    corun2=$(corun 2); corun4=$(corun 4)
-    for f in "$corun2" "$corun4"; do summ "$(basename "$f" .json)"; done
+    corun2=$(corun 2 ""); corun4=$(corun 4 "")
     # What E1 can reach here: two unconnected copies exchange nothing, so their efficiency bounds any exchange's.
     awk -v a="$("$B" summary "$O/w1.json" --field step_seconds.median)" -v b="$("$B" summary "$corun2" --field step_seconds.median)" \
         'BEGIN { printf "bound on E1: 2 unconnected copies, the slower one: weak-scaling efficiency %.3f\n", a / b }'
@@ -162,7 +171,7 @@ if part E4; then
             for f in $runs; do [ -f "$O/$f.json" ] && two+=("$O/$f.json"); done
             # The simulated hosts share this machine's cores.
             [ "${#two[@]}" -eq 0 ] || "$B" model "$O/w1.json" --fit "$O/fit_cluster$n.json" --ranks "1 2 4" --ranks-per-host 2 \
-                --cores-per-host "$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))" "${co[@]}" --measured "${two[@]}" --markdown "$O/model_cluster$n.md" > /dev/null
+                --cores-per-host "$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))" --corun "2:$corun2" --corun "4:$(corun 4 c)" --measured "${two[@]}" --markdown "$O/model_cluster$n.md" > /dev/null
             [ -f "$O/model_cluster$n.md" ] && { echo "-- $rate"; sed -n '/## Measured vs predicted/,$p' "$O/model_cluster$n.md"; }
         done
     fi
