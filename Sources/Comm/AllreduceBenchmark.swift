@@ -20,13 +20,9 @@ public enum AllreduceBenchmark {
         var results: [AllreduceResult] = []
         for count in counts {
             for _ in 0..<warmup { try world.allreduceSum(buffer, count: count, wire: wire) }
-            try world.barrier()
-            let cpu0 = MachineCPU.busySeconds()
-            let t0 = MPI_Wtime()
-            for _ in 0..<iterations { try world.allreduceSum(buffer, count: count, wire: wire) }
-            let local = (MPI_Wtime() - t0) / Double(max(iterations, 1))
-            let cpu = MachineCPU.perCall(from: cpu0, calls: iterations, hosts: hostsPerMachine)
-            let seconds = try world.allreduceMax(local)
+            let (seconds, cpu) = try timed(world: world, iterations: iterations, hostsPerMachine: hostsPerMachine) {
+                try world.allreduceSum(buffer, count: count, wire: wire)
+            }
             let bytes = count * 4
             let algbw = Double(bytes) / seconds / 1e9
             let n = Double(world.size)
@@ -36,6 +32,19 @@ public enum AllreduceBenchmark {
                                            hostCpuSeconds: cpu))
         }
         return results
+    }
+
+    /// After a barrier, `iterations` calls of `call`: the slowest rank's
+    /// mean seconds per call, and this machine's busy CPU per call and host.
+    static func timed(world: World, iterations: Int, hostsPerMachine: Int,
+                      _ call: () throws -> Void) throws -> (seconds: Double, hostCpu: Double?) {
+        try world.barrier()
+        let cpu0 = MachineCPU.busySeconds()
+        let t0 = MPI_Wtime()
+        for _ in 0..<iterations { try call() }
+        let local = (MPI_Wtime() - t0) / Double(max(iterations, 1))
+        let cpu = MachineCPU.perCall(from: cpu0, calls: iterations, hosts: hostsPerMachine)
+        return (try world.allreduceMax(local), cpu)
     }
 
     /// How many of the job's hosts (host names) run on rank 0's machine (one
@@ -76,13 +85,7 @@ extension AllreduceBenchmark {
             for c in counts { try world.allreduceSum(buffer + offset, count: c, wire: wire); offset += c }
         }
         try once()
-        try world.barrier()
-        let cpu0 = MachineCPU.busySeconds()
-        let t0 = MPI_Wtime()
-        for _ in 0..<iterations { try once() }
-        let local = (MPI_Wtime() - t0) / Double(max(iterations, 1))
-        let cpu = MachineCPU.perCall(from: cpu0, calls: iterations, hosts: hostsPerMachine)
-        let seconds = try world.allreduceMax(local)
+        let (seconds, cpu) = try timed(world: world, iterations: iterations, hostsPerMachine: hostsPerMachine, once)
         let bytes = total * 4
         let algbw = Double(bytes) / seconds / 1e9
         let n = Double(world.size)

@@ -38,7 +38,10 @@ public final class GradientWire {
     deinit { staging?.deallocate() }
 
     /// "blocking MPI_Allreduce" or "MPI_Iallreduce tested every 200 µs".
-    public var waitDescription: String {
+    public var waitDescription: String { Self.describe(wait, pollMicroseconds: pollMicroseconds) }
+
+    /// How `wait` waits, in the words of `waitDescription`.
+    public static func describe(_ wait: CommWait, pollMicroseconds: Int = 200) -> String {
         wait == .blocking ? "blocking MPI_Allreduce" : "MPI_Iallreduce tested every \(pollMicroseconds) µs"
     }
 

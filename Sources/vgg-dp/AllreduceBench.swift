@@ -66,7 +66,7 @@ struct AllreduceBench: ParsableCommand {
             counts.append(top / 4)
             if world.isRoot {
                 printOut("# allreduce-bench: \(world.size) ranks, MPI_FLOAT sum in place, \(World.libraryVersion)")
-                printOut("# wait: " + GradientWire(dtype: .fp32, capacity: 0, wait: commWait).waitDescription)
+                printOut("# wait: " + GradientWire.describe(commWait))
                 printOut("# algbw = bytes/time; busbw = algbw·2(N−1)/N; time = slowest rank, mean of iterations")
                 printOut("# host_cpu_ms = busy CPU of one host per call: rank 0's machine (/proc/stat: user+nice+system+irq+softirq, every process) ÷ the \(hostsPerMachine) host(s) on it")
                 printOut(String(format: "%14@ %12@ %8@ %12@ %10@ %10@ %6@ %12@", "bytes" as NSString, "count" as NSString, "iters" as NSString,

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Comm
 import Foundation
 import Reports
 // Only for --bucket-mb: rebuilding a bucket plan needs the network's layer
@@ -202,7 +203,7 @@ struct ModelCommand: ParsableCommand {
             }
             let hosts = Set(record.hosts).sorted()
             let f = try refit.map { try AllreduceBenchRecord.fit(ranks: record.ranks, hosts: hosts.count, rows: record.rows, weighting: $0) } ?? stored
-            let wait = (record.commWait ?? .blocking) == .blocking ? "blocking MPI_Allreduce" : "MPI_Iallreduce polled"
+            let wait = GradientWire.describe(record.commWait ?? .blocking)
             return (f.cost, "measured: \(path) (allreduce-bench, \(record.ranks) ranks on \(hosts.count) host(s): \(hosts.joined(separator: ", ")); \(wait)); \(f.summary)")
         case let (nil, .some(rate)):
             guard refit == nil else { throw TrainerError.usage("--refit goes with --fit, not --link") }

@@ -33,8 +33,7 @@ final class AllreduceTests: XCTestCase {
     }
 
     func testPolledAllreduceSumsCorrectlyAndRecordsItsWaitAndHostCPU() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("vgg-dp-arb-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let folder = Launcher.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let json = folder.appendingPathComponent("fit.json").path
         let tiny = ["--model", "vgg11", "--image-size", "32", "--width-divisor", "16", "--classes", "10", "--iterations", "2"]

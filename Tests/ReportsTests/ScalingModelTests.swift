@@ -1,5 +1,6 @@
 import Foundation
 @testable import Reports
+import TestSupport
 import Vocabulary
 import XCTest
 
@@ -81,6 +82,12 @@ final class ScalingModelTests: XCTestCase {
         XCTAssertThrowsError(try CostFit.fit(ranks: 2, bytes: [1, 2], seconds: [0, 1]))
     }
 
+    /// Writes `record` to `path` and reads it back.
+    func roundTrip(_ record: AllreduceBenchRecord, at path: String) throws -> AllreduceBenchRecord {
+        try record.write(to: path)
+        return try AllreduceBenchRecord.read(from: path)
+    }
+
     func testBenchRecordRoundTripsThroughJSON() throws {
         let truth = LinkCost(alpha: 20e-6, beta: 1e-9)
         let sizes: [Int] = [1024, 1 << 20, 8 << 20]
@@ -95,12 +102,10 @@ final class ScalingModelTests: XCTestCase {
                                           mpiLibrary: "test", model: "vgg16", imageSize: 64, widthDivisor: 4, classes: 1000,
                                           gradientBytes: 8 << 20, bucketMb: 25, rows: rows, wholeGradient: rows[2],
                                           bucketed: rows[2], fit: fit)
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("vgg-dp-model-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let folder = Launcher.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent("bench.json").path
-        try record.write(to: path)
-        let back = try AllreduceBenchRecord.read(from: path)
+        let back = try roundTrip(record, at: path)
         XCTAssertEqual(back.fit, fit)
         XCTAssertEqual(back.rows.map(\.bytes), [1024, 1 << 20, 8 << 20])
         XCTAssertEqual(back.hosts, ["a", "b", "c", "d"])
@@ -127,12 +132,10 @@ final class ScalingModelTests: XCTestCase {
                                           gradientBytes: 3000, bucketMb: 25, commWait: .polling, rows: rows,
                                           wholeGradient: rows[1], bucketed: rows[1],
                                           fit: try AllreduceBenchRecord.fit(ranks: 4, hosts: 2, rows: rows, weighting: .relative))
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("vgg-dp-model-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let folder = Launcher.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent("bench.json").path
-        try record.write(to: path)
-        let back = try AllreduceBenchRecord.read(from: path)
+        let back = try roundTrip(record, at: path)
         XCTAssertEqual(back.commWait, .polling)
         XCTAssertEqual(try XCTUnwrap(back.fit?.cost.hostCpuPerByte), gamma, accuracy: 1e-18)
         let text = try String(contentsOfFile: path, encoding: .utf8)

@@ -33,6 +33,13 @@ public struct LinkCost: Codable, Equatable, Sendable {
         self.init(alpha: latency, beta: 8 / bitsPerSecond)
     }
 
+    /// Bytes each link carries in a ring allreduce of `bytes` over N
+    /// ranks, 2((N−1)/N)·bytes: what each host's link carries when the
+    /// ranks sit host by host (one edge of the ring leaves each host).
+    public static func ringLinkBytes(_ bytes: Double, ranks: Int) -> Double {
+        ranks > 1 ? 2 * Double(ranks - 1) / Double(ranks) * bytes : 0
+    }
+
     /// Allreduce seconds; 0 for one rank (nothing to exchange).
     public func allreduceSeconds(bytes: Double, ranks: Int) -> Double {
         guard ranks > 1 else { return 0 }
@@ -140,9 +147,8 @@ public struct CostFit: Codable, Equatable, Sendable {
     }
 
     /// Host CPU seconds per byte a host's link carries: the rows' busy CPU
-    /// of one host summed over the bytes each host's link sent, 2((N−1)/N)
-    /// per allreduced byte in a ring whose ranks sit host by host (one edge
-    /// leaves each host). nil with fewer than 2 hosts (no link: a host's
+    /// of one host summed over the bytes each host's link sent
+    /// (`LinkCost.ringLinkBytes`). nil with fewer than 2 hosts (no link: a host's
     /// CPU then is shared-memory copies) or a row without its CPU time.
     public static func hostCpuPerByte(ranks: Int, hosts: Int, rows: [AllreduceResult]) -> Double? {
         guard hosts >= 2, ranks >= 2, !rows.isEmpty else { return nil }
@@ -150,7 +156,7 @@ public struct CostFit: Codable, Equatable, Sendable {
         for r in rows {
             guard let c = r.hostCpuSeconds else { return nil }
             cpu += c
-            bytes += 2 * Double(ranks - 1) / Double(ranks) * Double(r.bytes)
+            bytes += LinkCost.ringLinkBytes(Double(r.bytes), ranks: ranks)
         }
         return bytes > 0 ? cpu / bytes : nil
     }

@@ -222,10 +222,10 @@ public enum ScalingModel {
         let oneHost = placed != nil && hosts == 1
         // The time of one bucket's exchange once it starts, and the update left for after it.
         let exchange: (Bucket) -> Double
-        // Bytes one bucket puts on each host's link: a ring over the hosts
+        // The ring whose bytes cross each host's link: over the hosts
         // (host-shared: the slices' owners together carry the bucket once) or
-        // over all ranks, host by host (one edge leaves each host).
-        let linkBytes: (Bucket) -> Double
+        // over all ranks.
+        let ring = shared ? hosts : ranks
         var update = p.optimizer * cpu
         if shared, let w = placed {
             let l = Double(w.ranksPerHost)
@@ -238,11 +238,9 @@ public enum ScalingModel {
                 exchange = { b in Double(b.bytes) * (1 + 1 / l) * perByte + link.allreduceSeconds(bytes: Double(b.bytes) / l, ranks: hosts) }
                 update = p.optimizer * cpu / l
             }
-            linkBytes = { b in 2 * Double(hosts - 1) / Double(hosts) * Double(b.bytes) }
         } else {
             let copies = oneHost ? computeScale * sharing : 1
             exchange = { b in cost.allreduceSeconds(bytes: Double(b.bytes), ranks: ranks) * copies }
-            linkBytes = { b in 2 * Double(ranks - 1) / Double(ranks) * Double(b.bytes) }
         }
 
         // Buckets go out one after another once backward (`backward` long,
@@ -271,7 +269,7 @@ public enum ScalingModel {
                 var work = 0.0
                 for (b, t) in zip(p.buckets, overlapped(backward: backward)) where t.end > t.start {
                     let inside = max(0, min(t.end, backward) - t.start) / (t.end - t.start)
-                    work += gamma * linkBytes(b) * inside
+                    work += gamma * LinkCost.ringLinkBytes(Double(b.bytes), ranks: ring) * inside
                 }
                 let next = computed + max(0, work - idle * backward) / cores
                 if abs(next - backward) < 1e-9 { backward = next; break }
